@@ -1,0 +1,140 @@
+"""General-admission capacity: reserve, release, convert, expire.
+
+No oversell, without a global lock: a reservation is one conditional UPDATE
+of the ticket type's counters (`held += n WHERE sold + held + n <= capacity`),
+and the database's CHECK constraint backs it. Holds past their expiry never
+block a sale: a reservation that finds no room first expires that ticket
+type's lapsed holds in the same transaction and tries once more.
+
+Lock order: ticket type row, then its capacity holds (see ticketing.locks).
+The ticket type's row lock lasts until commit, so callers keep the
+transaction around a reservation short and make no network calls in it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from ticketing.exceptions import CapacityHoldLost, SoldOut, TicketTypeNotFound
+from ticketing.locks import lock_timeout
+from ticketing.models import CapacityHold, HoldStatus, TicketType
+
+
+def _take(*, ticket_type_id: int, quantity: int) -> bool:
+    """The compare-and-set: True if `quantity` units were added to `held`."""
+    updated = TicketType.objects.filter(pk=ticket_type_id, capacity__gte=F("sold") + F("held") + quantity).update(
+        held=F("held") + quantity
+    )
+    return updated == 1
+
+
+def capacity_reserve(
+    *, ticket_type: TicketType, quantity: int, expires_at: datetime, reference: str = "", now: datetime | None = None
+) -> CapacityHold:
+    """Hold `quantity` units of `ticket_type` until `expires_at`.
+
+    Validates the request (quantity, limits, sales window, event on sale)
+    against the ticket type (with `event` loaded), then takes the units.
+    Raises a ticketing DomainError and changes nothing when it cannot."""
+    now = now or timezone.now()
+    ticket_type.check_orderable(quantity=quantity, at=now)
+    with transaction.atomic(), lock_timeout():
+        taken = _take(ticket_type_id=ticket_type.pk, quantity=quantity)
+        if not taken and capacity_expire_holds(ticket_type_id=ticket_type.pk, now=now):
+            taken = _take(ticket_type_id=ticket_type.pk, quantity=quantity)
+        if not taken:
+            if not TicketType.objects.filter(pk=ticket_type.pk).exists():
+                raise TicketTypeNotFound()
+            raise SoldOut(detail={"ticket_type": ticket_type.pk, "requested": quantity})
+        return CapacityHold.objects.create(
+            organization_id=ticket_type.organization_id,
+            ticket_type_id=ticket_type.pk,
+            quantity=quantity,
+            expires_at=expires_at,
+            reference=reference,
+        )
+
+
+def _close_hold(*, hold_id: int, to_status: str, now: datetime) -> CapacityHold | None:
+    """Move an active hold to `to_status` exactly once; None if it was not active."""
+    hold = CapacityHold.objects.select_for_update().filter(pk=hold_id, status=HoldStatus.ACTIVE).first()
+    if hold is None:
+        return None
+    CapacityHold.objects.filter(pk=hold_id).update(status=to_status, closed_at=now)
+    hold.status = to_status
+    hold.closed_at = now
+    return hold
+
+
+def capacity_release(*, hold_id: int, now: datetime | None = None) -> bool:
+    """Give a hold's units back. Idempotent: False if it was no longer active."""
+    now = now or timezone.now()
+    with transaction.atomic(), lock_timeout():
+        ticket_type_id = CapacityHold.objects.filter(pk=hold_id).values_list("ticket_type_id", flat=True).first()
+        if ticket_type_id is None:
+            return False
+        # Ticket type first, then the hold: the documented lock order.
+        TicketType.objects.select_for_update().filter(pk=ticket_type_id).values_list("pk").first()
+        hold = _close_hold(hold_id=hold_id, to_status=HoldStatus.RELEASED, now=now)
+        if hold is None:
+            return False
+        TicketType.objects.filter(pk=ticket_type_id).update(held=F("held") - hold.quantity)
+        return True
+
+
+def capacity_convert(*, hold_id: int, now: datetime | None = None) -> CapacityHold:
+    """Turn a hold into sold units (on payment). Idempotent for a hold already
+    converted; raises CapacityHoldLost if the hold was released or expired, so
+    the caller can try to re-reserve (late payment)."""
+    now = now or timezone.now()
+    with transaction.atomic(), lock_timeout():
+        current = CapacityHold.objects.filter(pk=hold_id).first()
+        if current is None:
+            raise CapacityHoldLost(detail={"hold": hold_id})
+        TicketType.objects.select_for_update().filter(pk=current.ticket_type_id).values_list("pk").first()
+        hold = _close_hold(hold_id=hold_id, to_status=HoldStatus.CONVERTED, now=now)
+        if hold is None:
+            current.refresh_from_db()
+            if current.status == HoldStatus.CONVERTED:
+                return current
+            raise CapacityHoldLost(detail={"hold": hold_id, "status": current.status})
+        TicketType.objects.filter(pk=hold.ticket_type_id).update(
+            held=F("held") - hold.quantity, sold=F("sold") + hold.quantity
+        )
+        return hold
+
+
+def capacity_expire_holds(*, ticket_type_id: int, now: datetime | None = None) -> int:
+    """Expire the ticket type's active holds that are past their expiry and
+    return their units to the pool. Returns how many units came back."""
+    now = now or timezone.now()
+    with transaction.atomic(), lock_timeout():
+        TicketType.objects.select_for_update().filter(pk=ticket_type_id).values_list("pk").first()
+        lapsed = CapacityHold.objects.filter(
+            ticket_type_id=ticket_type_id, status=HoldStatus.ACTIVE, expires_at__lte=now
+        )
+        ids = list(lapsed.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        units = CapacityHold.objects.filter(pk__in=ids).aggregate(n=Sum("quantity"))["n"] or 0
+        CapacityHold.objects.filter(pk__in=ids).update(status=HoldStatus.EXPIRED, closed_at=now)
+        TicketType.objects.filter(pk=ticket_type_id).update(held=F("held") - units)
+        return units
+
+
+def capacity_expire_all(*, now: datetime | None = None, batch: int = 500) -> int:
+    """The sweeper: expire lapsed holds of every ticket type, one small
+    transaction per ticket type. Returns the units returned."""
+    now = now or timezone.now()
+    ticket_type_ids = sorted(
+        set(
+            CapacityHold.objects.filter(status=HoldStatus.ACTIVE, expires_at__lte=now).values_list(
+                "ticket_type_id", flat=True
+            )[:batch]
+        )
+    )
+    return sum(capacity_expire_holds(ticket_type_id=tt_id, now=now) for tt_id in ticket_type_ids)
