@@ -51,7 +51,10 @@ class TenantQuerySet(models.QuerySet[_M], Generic[_M]):
 
 def organization_id_of(obj: models.Model) -> int | None:
     """Follow a model's `tenant_field` path to its organization id."""
-    path = getattr(type(obj), "tenant_field", "organization").split("__")
+    field = getattr(type(obj), "tenant_field", "organization")
+    if field == "pk":  # the Organization itself
+        return obj.pk
+    path = field.split("__")
     target: Any = obj
     for part in path[:-1]:
         target = getattr(target, part)

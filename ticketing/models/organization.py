@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from ticketing.tenancy import TenantQuerySet
+
 
 class Organization(models.Model):
     """A tenant: an organizer that sells tickets. Every domain row belongs to one."""
@@ -12,6 +14,9 @@ class Organization(models.Model):
     default_currency = models.CharField(max_length=3, default="EUR")
     timezone = models.CharField(max_length=64, default="UTC")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+    tenant_field = "pk"
 
     class Meta:
         ordering = ["name"]
@@ -35,6 +40,9 @@ class Membership(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantQuerySet.as_manager()
+    tenant_field = "organization"
 
     class Meta:
         constraints = [
