@@ -8,7 +8,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
 
-class AuditLogQuerySet(models.QuerySet["AuditLogEntry"]):
+class AuditLogQuerySet(models.QuerySet[Any]):
     def record_many(
         self,
         *,
@@ -23,7 +23,7 @@ class AuditLogQuerySet(models.QuerySet["AuditLogEntry"]):
         """Audit one state change applied to many rows in one statement (seat
         holds, expiry sweeps): one INSERT, in the caller's transaction."""
         assert transaction.get_connection().in_atomic_block, "audit rows share the change's transaction"
-        rows = []
+        rows: list[Any] = []
         for obj in objects:
             rows.append(
                 AuditLogEntry(
@@ -43,7 +43,7 @@ class AuditLogQuerySet(models.QuerySet["AuditLogEntry"]):
 
 
 def _is_user(actor: Any) -> bool:
-    return actor is not None and getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None)
+    return bool(actor is not None and getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None))
 
 
 def _actor_repr(actor: Any) -> str:
