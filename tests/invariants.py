@@ -47,9 +47,12 @@ def inventory_problems() -> list[str]:
     ):
         problems.append(f"seat {seat_id} has {n} valid tickets")
     owned = dict(Seat.objects.exclude(hold=None).values_list("id", "hold_id"))
+    hold_status = dict(SeatHold.objects.values_list("id", "status"))
     for seat in Seat.objects.filter(status=SeatStatus.HELD).only("id", "hold_id"):
         if seat.hold_id is None:
             problems.append(f"seat {seat.pk} is held without a hold")
+        elif hold_status.get(seat.hold_id) != SeatHoldStatus.ACTIVE:
+            problems.append(f"seat {seat.pk} is held by hold {seat.hold_id}, which is {hold_status.get(seat.hold_id)}")
     for hold in SeatHold.objects.filter(status=SeatHoldStatus.CONVERTED):
         for seat_id in hold.seat_ids:
             if owned.get(seat_id) != hold.pk:
@@ -58,6 +61,8 @@ def inventory_problems() -> list[str]:
     for seat in sold_seats.only("id", "hold_id"):
         if seat.hold_id is None:
             problems.append(f"seat {seat.pk} is sold without the hold that sold it")
+        elif hold_status.get(seat.hold_id) != SeatHoldStatus.CONVERTED:
+            problems.append(f"seat {seat.pk} is sold by hold {seat.hold_id}, which is {hold_status.get(seat.hold_id)}")
     return problems
 
 

@@ -8,14 +8,17 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_fsm import FSMFieldMixin
 
 from ticketing.exceptions import InvalidInput
 from ticketing.models import Event, Membership, Organization, Role, TicketKind, TicketType
 
 
 def _validated(obj: Any) -> Any:
+    # State fields are protected and owned by transitions; validate the rest.
+    state_fields = [f.name for f in obj._meta.concrete_fields if isinstance(f, FSMFieldMixin)]
     try:
-        obj.full_clean()
+        obj.full_clean(exclude=state_fields)
     except ValidationError as exc:
         raise InvalidInput(detail=exc.message_dict) from exc
     return obj
