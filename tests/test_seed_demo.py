@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -10,8 +12,10 @@ from ticketing.models import Event, Organization, TicketType
 
 @pytest.mark.django_db
 def test_seed_demo_is_idempotent_and_the_admin_shows_it(client):
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
-    call_command("seed_demo", stdout=open("/dev/null", "w"))
+    call_command("seed_demo", stdout=StringIO())
+    output = StringIO()
+    call_command("seed_demo", stdout=output)
+    assert "Login: demo / demo-tickets-2026" in output.getvalue()
 
     assert Organization.objects.count() == 1
     assert Event.objects.filter(status="on_sale").count() == 2
