@@ -1,0 +1,147 @@
+"""Starting, waking, cancelling and retrying runs: the engine's public writes.
+
+Each function takes its row lock (if any), re-checks, writes the change and
+the run's wake-up (an outbox message) in one transaction, and lets the
+advance happen after commit. Each may be called inside a caller's
+transaction, whose commit then carries the run with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from functools import partial
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ticketing.models import AuditLogEntry, Organization
+from workflows import metrics
+from workflows.engine import registry
+from workflows.engine.leases import lease_is_free
+from workflows.engine.outbox import enqueue
+from workflows.exceptions import RunNotFound
+from workflows.models import ACTIVE_STATUSES, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
+
+ADVANCE_TASK = "workflows.tasks.advance_run"
+
+
+def start(
+    workflow_type: str,
+    business_key: str,
+    input: dict[str, Any] | None = None,
+    *,
+    organization: Organization | int | None = None,
+    deadline: datetime | None = None,
+    parent: WorkflowRun | None = None,
+) -> WorkflowRun:
+    """Start a run of the latest version of `workflow_type`.
+
+    Idempotent on (workflow_type, business_key): if a run exists, it is
+    returned unchanged, whatever its status and input. The run row and its
+    first wake-up commit together (in the caller's transaction, if any); the
+    run advances after commit."""
+    existing = WorkflowRun.objects.filter(workflow_type=workflow_type, business_key=business_key).first()
+    if existing is not None:
+        return existing
+    definition = registry.latest(workflow_type)
+    org_id = organization.pk if isinstance(organization, Organization) else organization
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(
+                organization_id=org_id,
+                workflow_type=workflow_type,
+                version=definition.version,
+                business_key=business_key,
+                input=input or {},
+                deadline=deadline,
+                parent=parent,
+                wake_at=now,
+            )
+            enqueue(ADVANCE_TASK, [run.pk], dedup_key=f"{ADVANCE_TASK}:{run.pk}:start")
+            transaction.on_commit(partial(metrics.run_started, workflow_type))
+    except IntegrityError:
+        # A concurrent start with the same key won; its run is the answer.
+        return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key)
+    return run
+
+
+def wake(run_id: int, *, reason: str) -> None:
+    """In the caller's transaction: make an active run due now and queue its
+    advance (deduplicated by `reason`). A run that is mid-pass sees the
+    wake-up when it releases its lease, so the event is never missed."""
+    now = timezone.now()
+    WorkflowRun.objects.filter(
+        Q(wake_at__isnull=True) | Q(wake_at__gt=now), pk=run_id, status__in=ACTIVE_STATUSES
+    ).update(wake_at=now, updated_at=now)
+    enqueue(ADVANCE_TASK, [run_id], dedup_key=f"{ADVANCE_TASK}:{run_id}:{reason}")
+
+
+def _locked_run(run: WorkflowRun | int) -> WorkflowRun:
+    run_id = run.pk if isinstance(run, WorkflowRun) else run
+    locked = WorkflowRun.objects.select_for_update().filter(pk=run_id).first()
+    if locked is None:
+        raise RunNotFound(detail={"run": run_id})
+    return locked
+
+
+def _audit(run: WorkflowRun, *, field: str, source: str, target: str, transition: str, by: Any, reason: str) -> None:
+    AuditLogEntry.objects.record_many(
+        objects=[run], field=field, source=source, target=target, transition=transition, actor=by, reason=reason
+    )
+
+
+def cancel(run: WorkflowRun | int, *, by: Any = None, reason: str = "") -> bool:
+    """Ask a run to stop: it compensates its completed steps in reverse order
+    and ends cancelled; its unfinished child runs are cancelled too. Locks the
+    run row. Idempotent; returns False if the run had already finished
+    (nothing changes). A run in the middle of a step stops at its next step
+    boundary."""
+    with transaction.atomic():
+        locked = _locked_run(run)
+        if locked.is_finished:
+            return False
+        if not locked.cancel_requested:
+            WorkflowRun.objects.filter(pk=locked.pk).update(cancel_requested=True, updated_at=timezone.now())
+            _audit(
+                locked, field="cancel_requested", source="no", target="yes", transition="cancel", by=by, reason=reason
+            )
+            wake(locked.pk, reason="cancel")
+            # Children after commit, each in its own transaction: a finishing
+            # child locks itself and then its parent, so locking children
+            # under the parent's lock could deadlock with it.
+            transaction.on_commit(partial(_cancel_children, locked.pk, by=by, reason=reason), robust=True)
+    return True
+
+
+def _cancel_children(run_id: int, *, by: Any, reason: str) -> None:
+    children = WorkflowRun.objects.filter(parent_id=run_id, status__in=ACTIVE_STATUSES).values_list("pk", flat=True)
+    for child_id in list(children):
+        cancel(child_id, by=by, reason=reason or "parent run cancelled")
+
+
+def retry_now(run: WorkflowRun | int, *, by: Any = None, reason: str = "") -> bool:
+    """Staff's "retry now": make the run due immediately, skipping retry
+    backoffs (timers keep their time). A run on an expired lease is released;
+    a run whose compensation gave up goes back to compensating, and its failed
+    compensation is tried again as a new step. Locks the run row; returns
+    False if there is nothing to retry."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = _locked_run(run)
+        if locked.status == RunStatus.COMPENSATION_FAILED:
+            locked.retry_compensation(by=by, reason=reason or "retry now")
+            locked.save(update_fields=["status", "finished_at", "updated_at"])
+        elif locked.status not in ACTIVE_STATUSES:
+            return False
+        else:
+            _audit(locked, field="wake_at", source="later", target="now", transition="retry_now", by=by, reason=reason)
+        WorkflowStep.objects.filter(
+            run_id=locked.pk, status=StepStatus.WAITING, kind__in=[StepKind.ACTION, StepKind.COMPENSATION]
+        ).update(next_attempt_at=now)
+        WorkflowRun.objects.filter(lease_is_free(now), pk=locked.pk).update(lease_owner="", lease_expires_at=None)
+        wake(locked.pk, reason=f"retry:{uuid.uuid4().hex}")
+    return True

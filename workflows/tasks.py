@@ -1,0 +1,38 @@
+"""Celery tasks of the workflows layer: thin interfaces over the engine.
+
+advance_run is idempotent (it only acts if it claims the run's lease) and
+acks late, so a message lost with its worker is redelivered, and one
+delivered twice does nothing the second time. The sweepers are scheduled in
+config.settings.CELERY_BEAT_SCHEDULE.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from workflows.engine import outbox, runner, sweepers
+
+
+@shared_task(name="workflows.tasks.advance_run", acks_late=True, ignore_result=True)
+def advance_run(run_id: int) -> None:
+    runner.advance(run_id)
+
+
+@shared_task(name="workflows.tasks.relay_outbox", acks_late=True, ignore_result=True)
+def relay_outbox() -> int:
+    return outbox.relay()
+
+
+@shared_task(name="workflows.tasks.wake_due_runs", acks_late=True, ignore_result=True)
+def wake_due_runs() -> int:
+    return sweepers.wake_due_runs()
+
+
+@shared_task(name="workflows.tasks.reap_expired_leases", acks_late=True, ignore_result=True)
+def reap_expired_leases() -> int:
+    return sweepers.reap_expired_leases()
+
+
+@shared_task(name="workflows.tasks.prune_finished_runs", acks_late=True, ignore_result=True)
+def prune_finished_runs() -> int:
+    return sweepers.prune_finished_runs()
