@@ -1,0 +1,58 @@
+"""Row locks of the payments domain.
+
+Payments come last in the platform's lock order (ticketing.locks: ... ->
+order -> payment); within payments the order is
+    payment session -> payment -> refund,
+so a webhook (session, then payment) and a refund (payment, then refund) can
+never deadlock. Every helper runs inside the caller's transaction, under
+ticketing.locks.lock_timeout(), so a long wait becomes Busy ("try again").
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from payments.exceptions import PaymentNotFound, PaymentSessionNotFound
+from payments.models import Payment, PaymentSession, Refund
+
+
+def _assert_atomic() -> None:
+    assert transaction.get_connection().in_atomic_block, "row locks last until commit: take them in a transaction"
+
+
+def lock_session(*, session_id: int) -> PaymentSession:
+    _assert_atomic()
+    session = PaymentSession.objects.select_for_update().filter(pk=session_id).first()
+    if session is None:
+        raise PaymentSessionNotFound(detail={"session": session_id})
+    return session
+
+
+def lock_session_and_payment(*, payment_id: int) -> tuple[PaymentSession, Payment]:
+    """The payment's session, then the payment (a payment never changes session,
+    so reading its session id without a lock is safe)."""
+    _assert_atomic()
+    session_id = Payment.objects.filter(pk=payment_id).values_list("session_id", flat=True).first()
+    if session_id is None:
+        raise PaymentNotFound(detail={"payment": payment_id})
+    session = lock_session(session_id=session_id)
+    payment = Payment.objects.select_for_update().get(pk=payment_id)
+    return session, payment
+
+
+def lock_payment(*, payment_id: int) -> Payment:
+    _assert_atomic()
+    payment = Payment.objects.select_for_update().filter(pk=payment_id).first()
+    if payment is None:
+        raise PaymentNotFound(detail={"payment": payment_id})
+    return payment
+
+
+def lock_payment_and_refund(*, refund_id: int) -> tuple[Payment, Refund]:
+    _assert_atomic()
+    payment_id = Refund.objects.filter(pk=refund_id).values_list("payment_id", flat=True).first()
+    if payment_id is None:
+        raise PaymentNotFound("This refund does not exist.", detail={"refund": refund_id})
+    payment = lock_payment(payment_id=payment_id)
+    refund = Refund.objects.select_for_update().get(pk=refund_id)
+    return payment, refund

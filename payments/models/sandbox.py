@@ -1,0 +1,133 @@
+"""The sandbox provider's own tables: the state of a pretend payment service.
+
+These rows are the sandbox's side of the wire, not our domain: the hosted pay
+page, its charges, refunds and payouts, and its outgoing webhooks. Our side
+(PaymentSession, Payment, ...) learns about them only through signed webhooks
+and the provider interface, exactly as it would from Stripe.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+
+
+def _token(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def new_page_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def new_sandbox_session_id() -> str:
+    return _token("sbx_cs_")
+
+
+def new_sandbox_payment_id() -> str:
+    return _token("sbx_pi_")
+
+
+def new_sandbox_refund_id() -> str:
+    return _token("sbx_re_")
+
+
+def new_sandbox_payout_id() -> str:
+    return _token("sbx_po_")
+
+
+def new_sandbox_event_id() -> str:
+    return _token("evt_sbx_")
+
+
+class SandboxSessionStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PENDING = "pending", "Pending (delayed confirmation)"
+    SUCCEEDED = "succeeded", "Succeeded"
+    EXPIRED = "expired", "Expired"
+
+
+class SandboxSession(models.Model):
+    token = models.CharField(max_length=64, unique=True, default=new_page_token, editable=False)
+    session_id = models.CharField(max_length=64, unique=True, default=new_sandbox_session_id, editable=False)
+    payment_id = models.CharField(max_length=64, unique=True, default=new_sandbox_payment_id, editable=False)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    order_reference = models.CharField(max_length=64)
+    session_reference = models.CharField(max_length=64)
+    description = models.CharField(max_length=300, blank=True)
+    success_url = models.CharField(max_length=2000, blank=True)
+    cancel_url = models.CharField(max_length=2000, blank=True)
+    # A pretend service, not our domain model: a plain field the sandbox
+    # services change under a row lock.
+    status = models.CharField(max_length=20, choices=SandboxSessionStatus.choices, default=SandboxSessionStatus.OPEN)
+    failure_code = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    settles_at = models.DateTimeField(null=True, blank=True)
+    refunded_cents = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.session_id
+
+
+class SandboxRefund(models.Model):
+    refund_id = models.CharField(max_length=64, unique=True, default=new_sandbox_refund_id, editable=False)
+    session = models.ForeignKey(SandboxSession, on_delete=models.CASCADE, related_name="refunds")
+    amount_cents = models.PositiveIntegerField()
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.refund_id
+
+
+class SandboxPayout(models.Model):
+    payout_id = models.CharField(max_length=64, unique=True, default=new_sandbox_payout_id, editable=False)
+    amount_cents = models.PositiveIntegerField()
+    currency = models.CharField(max_length=3)
+    destination = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.payout_id
+
+
+class SandboxWebhook(models.Model):
+    """An outgoing webhook of the sandbox, written in the same transaction as
+    the charge that causes it (so it is never lost) and delivered afterwards,
+    with retries, by payments.tasks. `body` is the exact JSON that is signed
+    and sent, every time."""
+
+    event_id = models.CharField(max_length=64, unique=True, default=new_sandbox_event_id, editable=False)
+    event_type = models.CharField(max_length=64)
+    session = models.ForeignKey(SandboxSession, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    body = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(delivered_at__isnull=True),
+                name="sandbox_webhook_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"

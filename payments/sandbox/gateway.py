@@ -1,0 +1,263 @@
+"""What the sandbox payment service does on "its own servers".
+
+Test cards decide what a charge does:
+  4242 4242 4242 4242   succeeds
+  4000 0000 0000 0002   declined (card_declined)
+  4000 0000 0000 9995   declined (insufficient_funds)
+  4000 0000 0000 0077   delayed confirmation: pending now, succeeded after
+                        settings.SANDBOX_DELAYED_CONFIRMATION_SECONDS
+Any other number is refused as a form error and changes nothing. Like a real
+hosted checkout, a declined card leaves the session open for another try.
+
+Every state change locks the sandbox session row and records its webhooks in
+the same transaction (see payments.sandbox.webhooks).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from payments.exceptions import ProviderRejected, SandboxSessionNotFound
+from payments.models import SandboxPayout, SandboxRefund, SandboxSession, SandboxSessionStatus
+from payments.providers.base import ProviderStatus, SessionRequest, SessionStatus
+from payments.sandbox.webhooks import event_data, sandbox_webhook_record
+
+DEFAULT_DELAYED_CONFIRMATION_SECONDS = 20
+
+
+class ChargeOutcome(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    DECLINED = "declined"
+    PROCESSING = "processing"  # delayed confirmation
+    INVALID_CARD = "invalid_card"  # not a test card: nothing happened
+    ALREADY_PAID = "already_paid"
+    ALREADY_PROCESSING = "already_processing"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class TestCard:
+    outcome: ChargeOutcome
+    failure_code: str = ""
+    message: str = ""
+
+
+TEST_CARDS: dict[str, TestCard] = {
+    "4242424242424242": TestCard(ChargeOutcome.SUCCEEDED, message="Payment successful."),
+    "4000000000000002": TestCard(ChargeOutcome.DECLINED, "card_declined", "Your card was declined."),
+    "4000000000009995": TestCard(ChargeOutcome.DECLINED, "insufficient_funds", "Your card has insufficient funds."),
+    "4000000000000077": TestCard(
+        ChargeOutcome.PROCESSING, message="Your payment is being processed; you will get a confirmation shortly."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    outcome: ChargeOutcome
+    session: SandboxSession
+    message: str = ""
+    failure_code: str = ""
+
+
+def delayed_confirmation_seconds() -> int:
+    return int(getattr(settings, "SANDBOX_DELAYED_CONFIRMATION_SECONDS", DEFAULT_DELAYED_CONFIRMATION_SECONDS))
+
+
+def normalize_card_number(raw: str) -> str:
+    return "".join(ch for ch in raw if ch not in " -")
+
+
+def effective_status(session: SandboxSession, *, now: datetime) -> str:
+    """A delayed confirmation counts as succeeded once its time has passed,
+    whether or not the sweeper has written that down yet; an open session past
+    its expiry counts as expired."""
+    if session.status == SandboxSessionStatus.PENDING and session.settles_at and session.settles_at <= now:
+        return SandboxSessionStatus.SUCCEEDED
+    if session.status == SandboxSessionStatus.OPEN and session.expires_at <= now:
+        return SandboxSessionStatus.EXPIRED
+    return session.status
+
+
+def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> SandboxSession:
+    """Open a hosted checkout. Idempotent on the key, as Stripe is: the same
+    key with different parameters is refused."""
+    fields = {
+        "amount_cents": request.amount_cents,
+        "currency": request.currency,
+        "order_reference": request.order_code,
+        "session_reference": request.reference,
+    }
+    session = SandboxSession.objects.filter(idempotency_key=idempotency_key).first()
+    if session is None:
+        try:
+            with transaction.atomic():
+                return SandboxSession.objects.create(
+                    idempotency_key=idempotency_key,
+                    description=request.description[:300],
+                    success_url=request.success_url,
+                    cancel_url=request.cancel_url,
+                    expires_at=request.expires_at,
+                    **fields,
+                )
+        except IntegrityError:
+            session = SandboxSession.objects.get(idempotency_key=idempotency_key)
+    if any(getattr(session, name) != value for name, value in fields.items()):
+        raise ProviderRejected(
+            "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
+        )
+    return session
+
+
+def sandbox_session_by_token(*, token: str) -> SandboxSession:
+    session = SandboxSession.objects.filter(token=token).first()
+    if session is None:
+        raise SandboxSessionNotFound()
+    return session
+
+
+def _expire_locked(session: SandboxSession) -> None:
+    session.status = SandboxSessionStatus.EXPIRED
+    session.save(update_fields=["status", "updated_at"])
+    sandbox_webhook_record(session=session, event_type="payment.cancelled", data=event_data(session))
+
+
+def sandbox_charge(*, token: str, card_number: str, now: datetime | None = None) -> ChargeResult:
+    """The buyer submits a card on the hosted page. Locks the session row, so
+    a double submit charges once; records the resulting webhooks with it."""
+    now = now or timezone.now()
+    card = TEST_CARDS.get(normalize_card_number(card_number))
+    with transaction.atomic():
+        session = SandboxSession.objects.select_for_update().filter(token=token).first()
+        if session is None:
+            raise SandboxSessionNotFound()
+        status = effective_status(session, now=now)
+        if status == SandboxSessionStatus.SUCCEEDED:
+            return ChargeResult(ChargeOutcome.ALREADY_PAID, session, "This payment has already been made.")
+        if status == SandboxSessionStatus.PENDING:
+            return ChargeResult(ChargeOutcome.ALREADY_PROCESSING, session, "This payment is being processed.")
+        if status == SandboxSessionStatus.EXPIRED:
+            if session.status == SandboxSessionStatus.OPEN:
+                _expire_locked(session)
+            return ChargeResult(ChargeOutcome.EXPIRED, session, "This payment page has expired.")
+        if card is None:
+            return ChargeResult(
+                ChargeOutcome.INVALID_CARD, session, "Use one of the sandbox test card numbers listed below."
+            )
+
+        session.attempts += 1
+        if card.outcome == ChargeOutcome.SUCCEEDED:
+            session.status = SandboxSessionStatus.SUCCEEDED
+            session.failure_code = ""
+            session.save(update_fields=["status", "failure_code", "attempts", "updated_at"])
+            sandbox_webhook_record(session=session, event_type="payment.succeeded", data=event_data(session))
+        elif card.outcome == ChargeOutcome.DECLINED:
+            session.failure_code = card.failure_code
+            session.save(update_fields=["failure_code", "attempts", "updated_at"])
+            sandbox_webhook_record(
+                session=session,
+                event_type="payment.failed",
+                data=event_data(session, failure_code=card.failure_code),
+            )
+        else:
+            session.status = SandboxSessionStatus.PENDING
+            session.settles_at = now + timedelta(seconds=delayed_confirmation_seconds())
+            session.save(update_fields=["status", "settles_at", "attempts", "updated_at"])
+            sandbox_webhook_record(session=session, event_type="payment.pending", data=event_data(session))
+            # The confirmation is a webhook row due later: delivered by the
+            # sweeper (or the management command), never by a long ETA.
+            sandbox_webhook_record(
+                session=session,
+                event_type="payment.succeeded",
+                data=event_data(session),
+                due_at=session.settles_at,
+            )
+        return ChargeResult(card.outcome, session, card.message, card.failure_code)
+
+
+def _status_of(session: SandboxSession, *, now: datetime) -> SessionStatus:
+    status = effective_status(session, now=now)
+    normalized = {
+        SandboxSessionStatus.OPEN: ProviderStatus.OPEN,
+        SandboxSessionStatus.PENDING: ProviderStatus.PENDING,
+        SandboxSessionStatus.SUCCEEDED: ProviderStatus.SUCCEEDED,
+        SandboxSessionStatus.EXPIRED: ProviderStatus.EXPIRED,
+    }[SandboxSessionStatus(status)]
+    return SessionStatus(
+        status=normalized,
+        provider_payment_id=session.payment_id,
+        amount_cents=session.amount_cents,
+        currency=session.currency,
+        failure_code=session.failure_code,
+    )
+
+
+def sandbox_session_status(*, session_id: str, now: datetime | None = None) -> SessionStatus:
+    session = SandboxSession.objects.filter(session_id=session_id).first()
+    if session is None:
+        raise ProviderRejected("No such sandbox session.", detail={"session_id": session_id})
+    return _status_of(session, now=now or timezone.now())
+
+
+def sandbox_session_expire(*, session_id: str, now: datetime | None = None) -> SessionStatus:
+    """Close an open session (sending payment.cancelled); a paid one stays paid."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        session = SandboxSession.objects.select_for_update().filter(session_id=session_id).first()
+        if session is None:
+            raise ProviderRejected("No such sandbox session.", detail={"session_id": session_id})
+        if session.status == SandboxSessionStatus.OPEN:
+            _expire_locked(session)
+        return _status_of(session, now=now)
+
+
+def sandbox_refund(*, payment_id: str, amount_cents: int, currency: str, idempotency_key: str) -> SandboxRefund:
+    """Refund at the sandbox: idempotent on the key, never more than was paid."""
+    refund = SandboxRefund.objects.select_related("session").filter(idempotency_key=idempotency_key).first()
+    if refund is None:
+        try:
+            with transaction.atomic():
+                session = SandboxSession.objects.select_for_update().filter(payment_id=payment_id).first()
+                if session is None:
+                    raise ProviderRejected("No such sandbox payment.", detail={"payment_id": payment_id})
+                if effective_status(session, now=timezone.now()) != SandboxSessionStatus.SUCCEEDED:
+                    raise ProviderRejected("This sandbox payment has not succeeded.", detail={"payment_id": payment_id})
+                if currency != session.currency:
+                    raise ProviderRejected("Currency does not match the payment.", detail={"currency": currency})
+                if amount_cents <= 0 or session.refunded_cents + amount_cents > session.amount_cents:
+                    raise ProviderRejected(
+                        "The refund exceeds the refundable amount.",
+                        detail={"refundable_cents": session.amount_cents - session.refunded_cents},
+                    )
+                session.refunded_cents += amount_cents
+                session.save(update_fields=["refunded_cents", "updated_at"])
+                return SandboxRefund.objects.create(
+                    session=session, amount_cents=amount_cents, idempotency_key=idempotency_key
+                )
+        except IntegrityError:
+            refund = SandboxRefund.objects.select_related("session").get(idempotency_key=idempotency_key)
+    if refund.session.payment_id != payment_id or refund.amount_cents != amount_cents:
+        raise ProviderRejected(
+            "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
+        )
+    return refund
+
+
+def sandbox_payout(*, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> SandboxPayout:
+    if amount_cents <= 0:
+        raise ProviderRejected("A payout needs a positive amount.", detail={"amount_cents": amount_cents})
+    payout, _ = SandboxPayout.objects.get_or_create(
+        idempotency_key=idempotency_key,
+        defaults={"amount_cents": amount_cents, "currency": currency, "destination": destination},
+    )
+    if (payout.amount_cents, payout.currency, payout.destination) != (amount_cents, currency, destination):
+        raise ProviderRejected(
+            "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
+        )
+    return payout

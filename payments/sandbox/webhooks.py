@@ -1,0 +1,214 @@
+"""The sandbox's outgoing webhooks: recorded with the charge, delivered after.
+
+A webhook row is written in the same transaction as the sandbox state change
+that causes it, so it is never lost. After commit a Celery task delivers the
+ones that are due; failed deliveries are retried with exponential backoff
+(next_attempt_at in the row, picked up by the deliver_due_sandbox_webhooks
+sweeper or `manage.py sandbox_deliver_webhooks`). Delayed confirmations are
+simply rows due in the future: no long Celery ETA is needed.
+
+Delivery is in-process: the signed raw body and headers go through the very
+view that serves POST /webhooks/payments/sandbox/, so it works the same under
+eager Celery and in a real worker and never touches the network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.test import RequestFactory
+from django.urls import resolve, reverse
+from django.utils import timezone
+
+from payments.models import SandboxSession, SandboxSessionStatus, SandboxWebhook
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Sandbox-Signature"
+# Development-only default; deployments that enable the sandbox set their own.
+DEFAULT_WEBHOOK_SECRET = "whsec_sandbox_development_only"  # noqa: S105
+
+MAX_ATTEMPTS = 12
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_MAX_SECONDS = 3600
+# While one worker delivers a row, others skip it for this long.
+DELIVERY_LEASE_SECONDS = 60
+
+
+def webhook_secret() -> str:
+    return str(getattr(settings, "SANDBOX_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET))
+
+
+def compute_signature(*, secret: str, timestamp: int, raw_body: bytes) -> str:
+    """HMAC-SHA256 over f"{timestamp}.{raw_body}", hex-encoded."""
+    signed = str(timestamp).encode("ascii") + b"." + raw_body
+    return hmac.new(secret.encode("utf-8"), signed, hashlib.sha256).hexdigest()
+
+
+def signature_header(*, raw_body: bytes, secret: str | None = None, timestamp: int | None = None) -> str:
+    """The value of the Sandbox-Signature header for `raw_body`: t=<ts>,v1=<hex>."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    signature = compute_signature(
+        secret=secret if secret is not None else webhook_secret(), timestamp=ts, raw_body=raw_body
+    )
+    return f"t={ts},v1={signature}"
+
+
+def backoff_seconds(attempts: int) -> int:
+    """5 s, 10 s, 20 s, ... capped at an hour."""
+    return int(min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+def event_data(session: SandboxSession, *, failure_code: str = "") -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "session_reference": session.session_reference,
+        "payment_id": session.payment_id,
+        "amount_cents": session.amount_cents,
+        "currency": session.currency,
+        "order_reference": session.order_reference,
+        "failure_code": failure_code,
+    }
+
+
+def sandbox_webhook_record(
+    *, session: SandboxSession | None, event_type: str, data: dict[str, Any], due_at: datetime | None = None
+) -> SandboxWebhook:
+    """Record an outgoing webhook in the caller's transaction; if it is due now,
+    queue its delivery for after commit."""
+    assert transaction.get_connection().in_atomic_block, "webhooks are recorded with the change that causes them"
+    now = timezone.now()
+    webhook = SandboxWebhook(event_type=event_type, session=session, next_attempt_at=due_at or now)
+    webhook.body = json.dumps(
+        {"id": webhook.event_id, "type": event_type, "created": int(now.timestamp()), "data": data},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    webhook.save()
+    if webhook.next_attempt_at is not None and webhook.next_attempt_at <= now:
+        _queue_delivery_on_commit(webhook.pk)
+    return webhook
+
+
+def _queue_delivery_on_commit(webhook_id: int) -> None:
+    from payments.tasks import deliver_sandbox_webhook
+
+    # robust: a broker hiccup must not fail the buyer's request after the
+    # charge committed; the sweeper delivers what was not queued.
+    transaction.on_commit(lambda: deliver_sandbox_webhook.delay(webhook_id), robust=True)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    webhook_id: int
+    status_code: int
+    delivered: bool
+    next_attempt_at: datetime | None
+
+
+def _dispatch(*, raw_body: bytes, header: str) -> tuple[int, str]:
+    """POST the signed body to our webhook endpoint, in-process, through the
+    URL resolver and the same view a real HTTP request reaches."""
+    path = reverse("payments:webhook", kwargs={"provider": "sandbox"})
+    request = RequestFactory().post(
+        path, data=raw_body, content_type="application/json", headers={SIGNATURE_HEADER: header}
+    )
+    match = resolve(path)
+    response = match.func(request, *match.args, **match.kwargs)
+    return response.status_code, response.content.decode("utf-8", "replace")
+
+
+def sandbox_webhook_deliver(
+    *, webhook_id: int, force: bool = False, now: datetime | None = None
+) -> DeliveryResult | None:
+    """Deliver one webhook if it is due and undelivered (or always, with
+    `force`: that is a replay). Returns None when there was nothing to do.
+
+    The row is claimed with a conditional UPDATE that pushes next_attempt_at
+    past a lease, so two workers never deliver it at the same moment; no
+    transaction is held while our endpoint runs, because the endpoint commits
+    its own work exactly as it would for a real HTTP delivery."""
+    now = now or timezone.now()
+    if not force:
+        claimed = SandboxWebhook.objects.filter(
+            pk=webhook_id, delivered_at__isnull=True, next_attempt_at__lte=now
+        ).update(next_attempt_at=now + timedelta(seconds=DELIVERY_LEASE_SECONDS))
+        if not claimed:
+            return None
+    webhook = SandboxWebhook.objects.filter(pk=webhook_id).first()
+    if webhook is None:
+        return None
+    raw_body = webhook.body.encode("utf-8")
+    try:
+        status_code, text = _dispatch(raw_body=raw_body, header=signature_header(raw_body=raw_body))
+    except Exception as exc:  # any failure of the receiver is a failed delivery, retried later
+        logger.exception("sandbox webhook %s: delivery raised", webhook.event_id)
+        status_code, text = 500, f"{type(exc).__name__}: {exc}"
+    attempts = webhook.attempts + 1
+    delivered = 200 <= status_code < 300
+    already_delivered = webhook.delivered_at is not None
+    if delivered or already_delivered:
+        next_attempt_at = None
+    elif attempts >= MAX_ATTEMPTS:
+        next_attempt_at = None
+        logger.warning("sandbox webhook %s: giving up after %s attempts", webhook.event_id, attempts)
+    else:
+        next_attempt_at = now + timedelta(seconds=backoff_seconds(attempts))
+    SandboxWebhook.objects.filter(pk=webhook.pk).update(
+        attempts=attempts,
+        last_status_code=status_code,
+        last_error="" if delivered else text[:2000],
+        next_attempt_at=next_attempt_at,
+        delivered_at=webhook.delivered_at or (now if delivered else None),
+    )
+    return DeliveryResult(
+        webhook_id=webhook.pk, status_code=status_code, delivered=delivered, next_attempt_at=next_attempt_at
+    )
+
+
+def sandbox_sessions_settle_due(*, now: datetime | None = None) -> int:
+    """Delayed confirmations whose time has come become succeeded at the sandbox."""
+    now = now or timezone.now()
+    return SandboxSession.objects.filter(status=SandboxSessionStatus.PENDING, settles_at__lte=now).update(
+        status=SandboxSessionStatus.SUCCEEDED
+    )
+
+
+def sandbox_webhooks_deliver_due(*, now: datetime | None = None, limit: int = 100) -> list[DeliveryResult]:
+    """The sweeper: settle due delayed confirmations, then deliver every due
+    undelivered webhook, oldest first. Pass a future `now` to fast-forward."""
+    now = now or timezone.now()
+    sandbox_sessions_settle_due(now=now)
+    due_ids = list(
+        SandboxWebhook.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=now)
+        .order_by("next_attempt_at", "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+    results = [sandbox_webhook_deliver(webhook_id=webhook_id, now=now) for webhook_id in due_ids]
+    return [result for result in results if result is not None]
+
+
+def sandbox_webhook_replay(*, webhook_id: int, times: int = 1) -> list[DeliveryResult]:
+    """Deliver a webhook again, `times` times, delivered or not (tests, support)."""
+    results = [sandbox_webhook_deliver(webhook_id=webhook_id, force=True) for _ in range(times)]
+    return [result for result in results if result is not None]
+
+
+def sandbox_webhooks_deliver_shuffled(*, webhook_ids: Sequence[int], seed: int | None = None) -> list[DeliveryResult]:
+    """Deliver (force) the given webhooks in a shuffled order, as a real
+    provider may: ids may repeat to simulate duplicates."""
+    order = list(webhook_ids)
+    random.Random(seed).shuffle(order)
+    results = [sandbox_webhook_deliver(webhook_id=webhook_id, force=True) for webhook_id in order]
+    return [result for result in results if result is not None]

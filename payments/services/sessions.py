@@ -1,0 +1,193 @@
+"""Payment sessions: open a hosted payment page for an order, and close it.
+
+No transaction is ever held while a provider is called. Opening a session is
+three short phases:
+  1. record the PaymentSession and its Payment ("created") under the unique
+     idempotency key;
+  2. call provider.create_session with the same key, outside any transaction;
+  3. lock the session, store the provider's id and payment URL, open it.
+If phase 2 fails the rows stay "created": calling again with the same key
+resumes at phase 2, and the provider returns the session it may already have
+made (it honours the key too).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django_fsm import can_proceed
+
+from payments.exceptions import (
+    IdempotencyKeyReused,
+    OrderNotPayable,
+    PaymentReferenceConflict,
+    PaymentSessionNotFound,
+)
+from payments.locks import lock_session
+from payments.models import Payment, PaymentSession, PaymentSessionStatus
+from payments.providers import get_provider
+from payments.providers.base import CreatedSession, SessionRequest
+from payments.services.payments import payment_apply_provider_status, payment_mark_cancelled
+from ticketing.exceptions import InvalidInput
+from ticketing.locks import lock_timeout
+from ticketing.models import Order, OrderStatus
+
+
+def _check_key(idempotency_key: str) -> None:
+    if not idempotency_key or len(idempotency_key) > 255:
+        raise InvalidInput(
+            "An idempotency key of 1 to 255 characters is required.", detail={"field": "idempotency_key"}
+        )
+
+
+def _session_record(
+    *,
+    order: Order,
+    provider: str,
+    idempotency_key: str,
+    success_url: str,
+    cancel_url: str,
+    expires_at: datetime,
+) -> PaymentSession:
+    """Phase 1: the rows, or the ones an earlier call with this key made."""
+    # durable: the provider is called right after this, and that must never
+    # happen inside a caller's transaction.
+    with transaction.atomic(durable=True):
+        session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
+        if session is None:
+            current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
+            if current is None or current["status"] != OrderStatus.PENDING:
+                raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
+            if current["total_cents"] <= 0:
+                raise OrderNotPayable("There is nothing to pay on this order.", detail={"order": order.pk})
+            try:
+                with transaction.atomic():
+                    session = PaymentSession.objects.create(
+                        organization_id=order.organization_id,
+                        order=order,
+                        provider=provider,
+                        amount_cents=current["total_cents"],
+                        currency=current["currency"].upper(),
+                        success_url=success_url,
+                        cancel_url=cancel_url,
+                        expires_at=expires_at,
+                        idempotency_key=idempotency_key,
+                    )
+                    Payment.objects.create(
+                        organization_id=order.organization_id,
+                        order=order,
+                        session=session,
+                        provider=provider,
+                        amount_cents=session.amount_cents,
+                        currency=session.currency,
+                    )
+            except IntegrityError:
+                # A concurrent call with the same key won the insert; its rows
+                # are committed by the time the unique index lets us through.
+                session = PaymentSession.objects.get(idempotency_key=idempotency_key)
+    if session.order_id != order.pk or session.provider != provider:
+        raise IdempotencyKeyReused(
+            detail={"idempotency_key": idempotency_key, "order": session.order_id, "provider": session.provider}
+        )
+    return session
+
+
+def _session_request(session: PaymentSession) -> SessionRequest:
+    order = Order.objects.select_related("event").get(pk=session.order_id)
+    return SessionRequest(
+        reference=session.reference,
+        order_code=order.code,
+        amount_cents=session.amount_cents,
+        currency=session.currency,
+        description=f"{order.event.name}: order {order.code}",
+        buyer_email=order.buyer_email,
+        success_url=session.success_url,
+        cancel_url=session.cancel_url,
+        expires_at=session.expires_at,
+        created_at=session.created_at,
+    )
+
+
+def _session_open(*, session_id: int, created: CreatedSession, by: Any) -> PaymentSession:
+    """Phase 3: store what the provider made and open the session."""
+    with transaction.atomic(), lock_timeout():
+        session = lock_session(session_id=session_id)
+        if session.provider_session_id and session.provider_session_id != created.provider_session_id:
+            raise PaymentReferenceConflict(
+                detail={"expected": session.provider_session_id, "received": created.provider_session_id}
+            )
+        # A webhook may have beaten us here and already completed the session;
+        # the provider's id and URL are still worth keeping.
+        session.provider_session_id = created.provider_session_id
+        session.payment_url = created.payment_url
+        if created.expires_at is not None:
+            session.expires_at = created.expires_at
+        if can_proceed(session.open):
+            session.open(by=by, reason=f"opened at {session.provider}")
+        session.save(update_fields=["provider_session_id", "payment_url", "expires_at", "status", "updated_at"])
+        return session
+
+
+def payment_session_create(
+    *,
+    order: Order,
+    provider: str,
+    idempotency_key: str,
+    success_url: str = "",
+    cancel_url: str = "",
+    expires_at: datetime | None = None,
+    by: Any = None,
+) -> PaymentSession:
+    """Open a hosted payment page for a pending order at `provider`; the buyer
+    goes to the returned session's `payment_url`.
+
+    Idempotent on `idempotency_key`: the same key returns the same session
+    (resuming it if an earlier call failed half-way); the same key for another
+    order or provider raises IdempotencyKeyReused. The amount and currency are
+    the order's total at the time of the first call. `expires_at` defaults to
+    the order's expiry (or CHECKOUT_HOLD_MINUTES from now). Must not be called
+    inside a transaction: the provider is called over the network. Raises
+    OrderNotPayable, ProviderUnknown, ProviderUnavailable (retry with the same
+    key) or ProviderRejected."""
+    _check_key(idempotency_key)
+    backend = get_provider(provider)
+    now = timezone.now()
+    expires_at = expires_at or order.expires_at or now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES)
+    if expires_at <= now:
+        raise InvalidInput("The payment session would already be expired.", detail={"expires_at": str(expires_at)})
+    site = settings.SITE_URL
+    session = _session_record(
+        order=order,
+        provider=provider,
+        idempotency_key=idempotency_key,
+        success_url=success_url or f"{site}/",
+        cancel_url=cancel_url or f"{site}/",
+        expires_at=expires_at,
+    )
+    if session.status != PaymentSessionStatus.CREATED:
+        return session
+    created = backend.create_session(_session_request(session), idempotency_key=session.idempotency_key)
+    return _session_open(session_id=session.pk, created=created, by=by)
+
+
+def payment_session_expire(*, session_id: int, by: Any = None, reason: str = "") -> Payment:
+    """Close the session at the provider so it can no longer be paid, then
+    record the final state: cancelled, or succeeded/pending if the buyer paid
+    before it closed (the caller must then keep or refund the money). Calls the
+    provider outside any transaction; idempotent."""
+    with transaction.atomic(durable=True):
+        session = PaymentSession.objects.select_related("payment").filter(pk=session_id).first()
+    if session is None:
+        raise PaymentSessionNotFound(detail={"session": session_id})
+    payment = session.payment
+    reason = reason or "payment session expired"
+    if not session.provider_session_id:
+        # The provider never confirmed this session and its URL was never
+        # handed out, so there is nothing to close there.
+        return payment_mark_cancelled(payment_id=payment.pk, by=by, reason=reason)[0]
+    status = get_provider(session.provider).expire_session(provider_session_id=session.provider_session_id)
+    return payment_apply_provider_status(payment=payment, status=status, by=by, reason=reason)[0]

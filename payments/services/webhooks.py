@@ -1,0 +1,214 @@
+"""Receiving provider webhooks: verify, deduplicate, match, apply.
+
+Webhooks arrive late, repeated and out of order. webhook_receive:
+  1. verifies the signature and freshness (provider.verify_webhook); a body
+     that fails is rejected before anything is written;
+  2. in one transaction, inserts the WebhookEvent row: the unique
+     (provider, provider_event_id) makes a replay a no-op, and a concurrent
+     duplicate waits on the unique index until the first commits, then finds
+     its row;
+  3. matches the event to our session (or refund) and checks amount, currency
+     and order reference; a mismatch keeps the row as REJECTED and changes
+     nothing else;
+  4. applies the change through the idempotent payment/refund services, which
+     lock session -> payment -> refund and send their signals after commit.
+The event row and the change commit together: exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from payments.exceptions import WebhookMismatch, WebhookUnknownSession
+from payments.models import PaymentSession, Refund, WebhookEvent, WebhookOutcome
+from payments.providers import get_provider
+from payments.providers.base import EventKind, NormalizedEvent
+from payments.services.payments import (
+    payment_mark_cancelled,
+    payment_mark_failed,
+    payment_mark_pending,
+    payment_mark_succeeded,
+)
+from payments.services.refunds import refund_mark_failed, refund_mark_succeeded
+from ticketing.locks import lock_timeout
+
+
+def _event_row(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
+    try:
+        with transaction.atomic():
+            row = WebhookEvent.objects.create(
+                provider=provider,
+                provider_event_id=event.provider_event_id,
+                event_type=event.event_type[:100],
+                payload=event.payload,
+                signature_verified=True,
+            )
+            return row, True
+    except IntegrityError:
+        row = WebhookEvent.objects.select_for_update().get(provider=provider, provider_event_id=event.provider_event_id)
+        return row, False
+
+
+def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required: bool) -> dict[str, Any]:
+    """Fields where the event disagrees with our record. With `required`, a
+    missing amount or currency counts too (a success must state what was paid)."""
+    received = {
+        "amount_cents": event.amount_cents,
+        "currency": event.currency,
+        "order_reference": event.order_reference,
+    }
+    problems: dict[str, Any] = {}
+    for name, ours in expected.items():
+        theirs = received[name]
+        if theirs in (None, ""):
+            if required and name != "order_reference":
+                problems[name] = {"expected": ours, "received": None}
+            continue
+        if theirs != ours:
+            problems[name] = {"expected": ours, "received": theirs}
+    return problems
+
+
+def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
+    sessions = PaymentSession.objects.select_related("order", "payment")
+    session = None
+    if event.provider_session_id:
+        session = sessions.filter(provider=provider, provider_session_id=event.provider_session_id).first()
+    if session is None and event.session_reference:
+        # Our own reference, echoed back: finds a session whose creation
+        # crashed before we stored the provider's id.
+        session = sessions.filter(provider=provider, reference=event.session_reference).first()
+        if session is not None and session.provider_session_id not in ("", event.provider_session_id):
+            raise WebhookMismatch(detail={"provider_session_id": {"expected": session.provider_session_id}})
+    if session is None:
+        raise WebhookUnknownSession(
+            detail={"provider_session_id": event.provider_session_id, "session_reference": event.session_reference}
+        )
+    if event.session_reference and event.session_reference != session.reference:
+        raise WebhookMismatch(detail={"session_reference": {"expected": session.reference}})
+    problems = _mismatches(
+        expected={
+            "amount_cents": session.amount_cents,
+            "currency": session.currency,
+            "order_reference": session.order.code,
+        },
+        event=event,
+        required=event.kind == EventKind.PAYMENT_SUCCEEDED,
+    )
+    payment = session.payment
+    if event.provider_payment_id and payment.provider_payment_id not in ("", event.provider_payment_id):
+        problems["provider_payment_id"] = {
+            "expected": payment.provider_payment_id,
+            "received": event.provider_payment_id,
+        }
+    if problems:
+        raise WebhookMismatch(detail=problems)
+    if not session.provider_session_id and event.provider_session_id:
+        PaymentSession.objects.filter(pk=session.pk, provider_session_id="").update(
+            provider_session_id=event.provider_session_id
+        )
+    return session
+
+
+def _apply_payment_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool:
+    session = _match_session(provider=provider, event=event)
+    payment = session.payment
+    row.organization_id, row.session, row.payment = session.organization_id, session, payment
+    reason = f"{provider} webhook {event.event_type} ({event.provider_event_id})"
+    if event.kind == EventKind.PAYMENT_SUCCEEDED:
+        assert event.amount_cents is not None  # _match_session requires it for a success
+        return payment_mark_succeeded(
+            payment_id=payment.pk,
+            amount_cents=event.amount_cents,
+            currency=event.currency,
+            provider_payment_id=event.provider_payment_id,
+            reason=reason,
+        )[1]
+    if event.kind == EventKind.PAYMENT_PENDING:
+        return payment_mark_pending(
+            payment_id=payment.pk, provider_payment_id=event.provider_payment_id, reason=reason
+        )[1]
+    if event.kind == EventKind.PAYMENT_FAILED:
+        return payment_mark_failed(
+            payment_id=payment.pk,
+            failure_code=event.failure_code,
+            failure_message=event.failure_message,
+            provider_payment_id=event.provider_payment_id,
+            reason=reason,
+        )[1]
+    return payment_mark_cancelled(payment_id=payment.pk, reason=reason)[1]
+
+
+def _apply_refund_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool:
+    refund = None
+    if event.provider_refund_id:
+        refund = (
+            Refund.objects.select_related("payment")
+            .filter(provider=provider, provider_refund_id=event.provider_refund_id)
+            .first()
+        )
+    if refund is None:
+        raise WebhookUnknownSession(
+            "The webhook refers to a refund we do not know.", detail={"provider_refund_id": event.provider_refund_id}
+        )
+    problems = _mismatches(
+        expected={"amount_cents": refund.amount_cents, "currency": refund.currency}, event=event, required=False
+    )
+    if problems:
+        raise WebhookMismatch(detail=problems)
+    row.organization_id, row.payment, row.refund = refund.organization_id, refund.payment, refund
+    reason = f"{provider} webhook {event.event_type} ({event.provider_event_id})"
+    if event.kind == EventKind.REFUND_SUCCEEDED:
+        return refund_mark_succeeded(refund_id=refund.pk, reason=reason)[1]
+    return refund_mark_failed(refund_id=refund.pk, failure_code=event.failure_code, reason=reason)[1]
+
+
+def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
+    """Verify and apply one webhook delivery; see the module docstring.
+
+    Returns (event, True) when this delivery was applied (its outcome says
+    whether it changed anything), (event, False) for a duplicate of an event
+    already applied. Raises ProviderUnknown, WebhookInvalidSignature,
+    WebhookStale or WebhookMalformed (nothing written), WebhookUnknownSession
+    or WebhookMismatch (only the REJECTED event row is written; delivered again,
+    it is evaluated again), or Busy on lock timeout (nothing written)."""
+    event = get_provider(provider).verify_webhook(raw_body=raw_body, headers=headers)
+    rejection: WebhookMismatch | WebhookUnknownSession | None = None
+    with transaction.atomic(), lock_timeout():
+        row, created = _event_row(provider=provider, event=event)
+        if not created:
+            row.delivery_count = F("delivery_count") + 1
+            if row.outcome != WebhookOutcome.REJECTED:
+                row.save(update_fields=["delivery_count"])
+                row.refresh_from_db(fields=["delivery_count"])
+                return row, False
+        row.outcome = WebhookOutcome.IGNORED
+        row.error = None
+        try:
+            # A savepoint: on a rejection, whatever the matching did is undone
+            # but the event row stays, marked rejected.
+            with transaction.atomic():
+                if event.kind.is_payment:
+                    changed = _apply_payment_event(row=row, provider=provider, event=event)
+                elif event.kind.is_refund:
+                    changed = _apply_refund_event(row=row, provider=provider, event=event)
+                else:
+                    changed = None
+                if changed is not None:
+                    row.outcome = WebhookOutcome.PROCESSED if changed else WebhookOutcome.NO_CHANGE
+        except (WebhookMismatch, WebhookUnknownSession) as exc:
+            rejection = exc
+            row.outcome = WebhookOutcome.REJECTED
+            row.error = exc.as_dict()
+            row.organization_id = row.session_id = row.payment_id = row.refund_id = None
+        row.processed_at = timezone.now()
+        row.save()
+        row.refresh_from_db(fields=["delivery_count"])
+    if rejection is not None:
+        raise rejection
+    return row, True

@@ -1,0 +1,50 @@
+"""What the payments domain tells the rest of the platform.
+
+The workflows layer subscribes to these to drive checkout and refunds; payments
+never imports workflows. Every signal is sent with `sender` = the model class,
+only after the transaction that changed the row has committed (so a receiver
+always sees the committed state), and only when the row actually changed state:
+a replayed webhook or a repeated call sends nothing.
+
+After-commit signals are not durable (a crash right after commit loses them), so
+receivers that must not miss one also sweep the table, e.g. with
+payments.selectors.payment_list_succeeded_for_unpaid_orders().
+
+Keyword arguments:
+  payment_succeeded / payment_failed / payment_cancelled / payment_pending:
+    payment_id, order_id, organization_id, session_id, provider,
+    amount_cents, currency, status; payment_failed adds failure_code.
+  refund_succeeded / refund_failed:
+    refund_id, payment_id, order_id, organization_id, provider, amount_cents,
+    currency, payment_status (after the refund), refunded_cents (total so far).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import Signal
+
+logger = logging.getLogger(__name__)
+
+payment_pending = Signal()
+payment_succeeded = Signal()
+payment_failed = Signal()
+payment_cancelled = Signal()
+refund_succeeded = Signal()
+refund_failed = Signal()
+
+
+def send_after_commit(signal: Signal, *, sender: type, **kwargs: Any) -> None:
+    """The one way payments emits its signals: after the current transaction
+    commits (at once when there is none), to every receiver, even if one
+    fails; a failing receiver is logged and never undoes the committed change."""
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("payments signal receiver %r failed", receiver, exc_info=result)
+
+    transaction.on_commit(send)

@@ -1,0 +1,178 @@
+"""Opening and closing payment sessions: idempotent, never inside a caller's
+transaction, and "ask the provider before releasing an expired hold"."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+
+from payments.exceptions import IdempotencyKeyReused, OrderNotPayable, ProviderUnknown
+from payments.models import (
+    Payment,
+    PaymentSession,
+    PaymentSessionStatus,
+    PaymentStatus,
+    SandboxSession,
+)
+from payments.providers.base import ProviderStatus
+from payments.selectors import payment_for_order, payment_list_succeeded_for_unpaid_orders
+from payments.services import payment_session_create, payment_session_expire, payment_status_fetch
+from tests.payments.factories import make_order
+from ticketing.exceptions import InvalidInput
+from ticketing.models import AuditLogEntry, OrderStatus
+
+
+def test_a_session_is_opened_at_the_sandbox(order):
+    session = payment_session_create(
+        order=order,
+        provider="sandbox",
+        idempotency_key="checkout:1",
+        success_url="https://tickets.example/orders/x/",
+    )
+
+    assert (session.status, session.amount_cents, session.currency) == (PaymentSessionStatus.OPEN, 2500, "EUR")
+    assert session.expires_at == order.expires_at
+    sandbox = SandboxSession.objects.get()
+    assert session.provider_session_id == sandbox.session_id
+    assert session.payment_url == f"https://tickets.example/pay/sandbox/{sandbox.token}/"
+    assert (sandbox.amount_cents, sandbox.order_reference, sandbox.session_reference) == (
+        2500,
+        order.code,
+        session.reference,
+    )
+    assert sandbox.success_url == "https://tickets.example/orders/x/"
+    payment = Payment.objects.get()
+    assert (payment.session_id, payment.order_id, payment.status) == (session.pk, order.pk, PaymentStatus.CREATED)
+    audit = AuditLogEntry.objects.get(object_id=str(session.pk), content_type__model="paymentsession")
+    assert (audit.source_state, audit.target_state) == ("created", "open")
+
+
+def test_the_same_key_returns_the_same_session(order):
+    first = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    again = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    assert again.pk == first.pk
+    assert (PaymentSession.objects.count(), Payment.objects.count(), SandboxSession.objects.count()) == (1, 1, 1)
+
+
+def test_a_key_reused_for_another_order_or_provider_is_refused(order, stripe_http):
+    payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    with pytest.raises(IdempotencyKeyReused):
+        payment_session_create(order=make_order(), provider="sandbox", idempotency_key="k")
+    with pytest.raises(IdempotencyKeyReused):
+        payment_session_create(order=order, provider="stripe", idempotency_key="k")
+    assert PaymentSession.objects.count() == 1
+    assert stripe_http.requests == []
+
+
+@pytest.mark.parametrize(
+    ("make", "error"),
+    [
+        (lambda: make_order(status=OrderStatus.CANCELLED), OrderNotPayable),
+        (lambda: make_order(status=OrderStatus.PAID), OrderNotPayable),
+        (lambda: make_order(total_cents=0), OrderNotPayable),
+    ],
+)
+def test_orders_that_cannot_be_paid_are_refused(db, make, error):
+    with pytest.raises(error):
+        payment_session_create(order=make(), provider="sandbox", idempotency_key="k")
+    assert not PaymentSession.objects.exists()
+    assert not SandboxSession.objects.exists()
+
+
+def test_bad_arguments_are_refused_before_anything_is_written(order):
+    with pytest.raises(ProviderUnknown):
+        payment_session_create(order=order, provider="paypal", idempotency_key="k")
+    with pytest.raises(InvalidInput):
+        payment_session_create(order=order, provider="sandbox", idempotency_key="")
+    with pytest.raises(InvalidInput):
+        payment_session_create(
+            order=make_order(expires_in=-timedelta(minutes=1)), provider="sandbox", idempotency_key="k"
+        )
+    assert not PaymentSession.objects.exists()
+
+
+def test_a_disabled_provider_is_unknown(order, settings):
+    settings.PAYMENT_PROVIDERS = ("stripe",)
+    with pytest.raises(ProviderUnknown):
+        payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+
+
+def test_providers_are_never_called_inside_a_callers_transaction(order):
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    assert not SandboxSession.objects.exists()
+
+
+def test_expiring_an_unpaid_session_closes_it_everywhere(
+    client, sandbox_session, pay_url, signal_log, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = payment_session_expire(session_id=sandbox_session.pk, reason="hold expired")
+
+    assert payment.status == PaymentStatus.CANCELLED
+    sandbox_session.refresh_from_db()
+    assert sandbox_session.status == PaymentSessionStatus.EXPIRED
+    assert SandboxSession.objects.get().status == "expired"
+    # Once by our call, and the sandbox's own "cancelled" webhook is then a no-op.
+    assert signal_log.names() == ["payment_cancelled"]
+    # The buyer can no longer pay.
+    response = client.post(pay_url(sandbox_session), {"card_number": "4242424242424242", "action": "pay"})
+    assert response.status_code == 410
+    # Idempotent.
+    assert payment_session_expire(session_id=sandbox_session.pk).status == PaymentStatus.CANCELLED
+
+
+def test_expiring_a_session_the_buyer_just_paid_records_the_payment(
+    client, sandbox_session, pay_url, signal_log, django_capture_on_commit_callbacks
+):
+    # The buyer paid, but the webhook has not arrived (the worker is down).
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(pay_url(sandbox_session), {"card_number": "4242424242424242", "action": "pay"})
+
+    with django_capture_on_commit_callbacks(execute=True):
+        payment = payment_session_expire(session_id=sandbox_session.pk)
+
+    assert (payment.status, payment.captured_cents) == (PaymentStatus.SUCCEEDED, 2500)
+    assert signal_log.names() == ["payment_succeeded"]
+    assert list(payment_list_succeeded_for_unpaid_orders()) == [payment]
+    assert payment_for_order(order_id=sandbox_session.order_id) == payment
+
+
+def test_status_fetch_reports_open_and_then_the_delayed_payment(
+    client, sandbox_session, pay_url, django_capture_on_commit_callbacks
+):
+    payment, status = payment_status_fetch(payment_id=sandbox_session.payment.pk)
+    assert (payment.status, status.status) == (PaymentStatus.CREATED, ProviderStatus.OPEN)
+
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(pay_url(sandbox_session), {"card_number": "4000000000000077", "action": "pay"})
+    payment, status = payment_status_fetch(payment_id=sandbox_session.payment.pk)
+    assert (payment.status, status.status) == (PaymentStatus.PENDING, ProviderStatus.PENDING)
+
+    SandboxSession.objects.update(settles_at=SandboxSession.objects.get().created_at)
+    payment, status = payment_status_fetch(payment_id=sandbox_session.payment.pk)
+    assert (payment.status, status.status) == (PaymentStatus.SUCCEEDED, ProviderStatus.SUCCEEDED)
+
+
+def test_a_session_the_provider_never_confirmed_is_cancelled_without_asking(order):
+    session = PaymentSession.objects.create(
+        organization=order.organization,
+        order=order,
+        provider="sandbox",
+        amount_cents=2500,
+        currency="EUR",
+        expires_at=order.expires_at,
+        idempotency_key="crashed",
+    )
+    payment = Payment.objects.create(
+        organization=order.organization,
+        order=order,
+        session=session,
+        provider="sandbox",
+        amount_cents=2500,
+        currency="EUR",
+    )
+    assert payment_status_fetch(payment_id=payment.pk) == (payment, None)
+    assert payment_session_expire(session_id=session.pk).status == PaymentStatus.CANCELLED
