@@ -165,6 +165,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ticketing.tasks.expire_capacity_holds",
         "schedule": 30.0,
     },
+    "payments-deliver-sandbox-webhooks": {
+        "task": "payments.tasks.deliver_due_sandbox_webhooks",
+        "schedule": 10.0,
+    },
     "workflows-relay-outbox": {
         "task": "workflows.tasks.relay_outbox",
         "schedule": 5.0,
@@ -220,6 +224,22 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+
+# --- Payments -----------------------------------------------------------------
+# Production drops "sandbox": anyone could pay with its test cards.
+PAYMENT_PROVIDERS = tuple(env_list("PAYMENT_PROVIDERS", "sandbox,stripe"))
+SANDBOX_WEBHOOK_SECRET = os.environ.get("SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_development_only")
+SANDBOX_DELAYED_CONFIRMATION_SECONDS = int(os.environ.get("SANDBOX_DELAYED_CONFIRMATION_SECONDS", "20"))
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")  # unset: every Stripe webhook is rejected
+if os.environ.get("STRIPE_API_VERSION"):
+    STRIPE_API_VERSION = os.environ["STRIPE_API_VERSION"]
+
+# --- Workflows ----------------------------------------------------------------
+WORKFLOW_LEASE_SECONDS = int(os.environ.get("WORKFLOW_LEASE_SECONDS", "300"))
+WORKFLOW_RETENTION_DAYS = int(os.environ.get("WORKFLOW_RETENTION_DAYS", "30"))
+# A bearer token for /metrics; empty leaves it open (restrict it at the network edge).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Domain defaults ----------------------------------------------------------
 SEAT_HOLD_MINUTES = int(os.environ.get("SEAT_HOLD_MINUTES", "15"))

@@ -20,7 +20,7 @@ def fee_schedule_publish(*, organization_id: int, event_id: int | None = None, *
     with transaction.atomic(), lock_timeout():
         # Serialize version numbers per organization on its row.
         Organization.objects.select_for_update().filter(pk=organization_id).values_list("pk").first()
-        latest = FeeSchedule.objects.filter(organization_id=organization_id, event_id=event_id).aggregate(
+        latest = FeeSchedule.objects.filter(organization_id=organization_id, event=event_id).aggregate(
             v=Max("version")
         )["v"]
         return FeeSchedule.objects.create(

@@ -141,7 +141,7 @@ class TicketInline(admin.TabularInline):
     model = Ticket
     extra = 0
     can_delete = False
-    fields = ["code", "ticket_type", "seat", "holder_name", "status", "generation", "issued_at"]
+    fields = ("code", "ticket_type", "seat", "holder_name", "status", "generation", "issued_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

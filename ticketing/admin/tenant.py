@@ -40,7 +40,7 @@ class TenantAdmin(admin.ModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> ModelChoiceField | None:
         formfield = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if formfield is not None:
+        if formfield is not None and formfield.queryset is not None:
             formfield.queryset = self._scope_related(request, formfield.queryset)
         return formfield
 

@@ -23,14 +23,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
-    response = drf_exception_handler(exc, context)
-    if response is None or not isinstance(exc, drf_exceptions.APIException):
-        return response
+    handled = drf_exception_handler(exc, context)
+    if handled is None or not isinstance(exc, drf_exceptions.APIException):
+        return handled
     if isinstance(exc, drf_exceptions.ValidationError):
         code, message = "invalid", "The request is not valid."
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else "error"
         message = str(exc.detail) if isinstance(exc.detail, str) else "The request could not be completed."
-    response.data = {"code": code, "message": message, "detail": response.data}
-    return response
+    handled.data = {"code": code, "message": message, "detail": handled.data}
+    return handled

@@ -34,6 +34,7 @@ class Order(FSMModelMixin, models.Model):
     fees_cents = models.PositiveIntegerField(default=0)
     donation_cents = models.PositiveIntegerField(default=0)
     total_cents = models.PositiveIntegerField(default=0)
+    fee_snapshot = models.JSONField(default=dict, blank=True, editable=False)
     status = FSMField(max_length=20, choices=OrderStatus.choices, default=OrderStatus.PENDING, protected=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)

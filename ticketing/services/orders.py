@@ -1,0 +1,124 @@
+"""Orders: create pending, mark paid, expire, cancel.
+
+Each state change locks the order row, re-checks its state (returning early
+when the change is already done, so retried workflow steps are harmless),
+applies the transition (which writes the audit row) and saves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django_fsm import TransitionNotAllowed
+
+from ticketing.exceptions import InvalidState, NotFound
+from ticketing.locks import lock_timeout
+from ticketing.models import Event, Order, OrderLine, OrderStatus
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    ticket_type_id: int
+    quantity: int
+    unit_price_cents: int
+    seat_id: int | None = None
+
+
+def order_create_pending(
+    *,
+    event: Event,
+    buyer_name: str,
+    buyer_email: str,
+    lines: Sequence[LineSpec],
+    subtotal_cents: int,
+    fees_cents: int,
+    donation_cents: int,
+    fee_snapshot: dict[str, Any],
+    expires_at: datetime,
+    code: str | None = None,
+) -> Order:
+    """A pending order and its lines (one INSERT for all lines). Amounts come
+    from the fee calculation; the database checks that they add up."""
+    with transaction.atomic():
+        order = Order(
+            organization_id=event.organization_id,
+            event=event,
+            buyer_name=buyer_name,
+            buyer_email=buyer_email,
+            currency=event.currency,
+            subtotal_cents=subtotal_cents,
+            fees_cents=fees_cents,
+            donation_cents=donation_cents,
+            total_cents=subtotal_cents + fees_cents + donation_cents,
+            fee_snapshot=fee_snapshot,
+            expires_at=expires_at,
+        )
+        if code:
+            order.code = code
+        order.save(force_insert=True)
+        OrderLine.objects.bulk_create(
+            [
+                OrderLine(
+                    organization_id=event.organization_id,
+                    order=order,
+                    ticket_type_id=line.ticket_type_id,
+                    quantity=line.quantity,
+                    unit_price_cents=line.unit_price_cents,
+                    seat_id=line.seat_id,
+                )
+                for line in lines
+            ]
+        )
+        return order
+
+
+def _transition(
+    *, order_id: int, done: frozenset[str], apply: Callable[[Order], None], verb: str
+) -> tuple[Order, bool]:
+    """Lock, return early if the order is already in one of `done`, else apply
+    and save. Returns (order, changed)."""
+    with transaction.atomic(), lock_timeout():
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None:
+            raise NotFound("This order does not exist.")
+        if order.status in done:
+            return order, False
+        try:
+            apply(order)
+        except TransitionNotAllowed as exc:
+            raise InvalidState(
+                f"An order that is {order.get_status_display().lower()} cannot be {verb}.",
+                detail={"order": order.code, "status": order.status},
+            ) from exc
+        order.save()
+        return order, True
+
+
+def order_mark_paid(*, order_id: int, paid_at: datetime, by: Any = None, reason: str = "") -> tuple[Order, bool]:
+    return _transition(
+        order_id=order_id,
+        done=frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
+        apply=lambda o: o.mark_paid(paid_at=paid_at, by=by, reason=reason),
+        verb="paid",
+    )
+
+
+def order_expire(*, order_id: int, reason: str = "hold expired") -> tuple[Order, bool]:
+    return _transition(
+        order_id=order_id,
+        done=frozenset({OrderStatus.EXPIRED, OrderStatus.CANCELLED}),
+        apply=lambda o: o.expire(reason=reason),
+        verb="expired",
+    )
+
+
+def order_cancel(*, order_id: int, by: Any = None, reason: str = "") -> tuple[Order, bool]:
+    return _transition(
+        order_id=order_id,
+        done=frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED}),
+        apply=lambda o: o.cancel(by=by, reason=reason),
+        verb="cancelled",
+    )
