@@ -244,6 +244,9 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # --- Domain defaults ----------------------------------------------------------
 SEAT_HOLD_MINUTES = int(os.environ.get("SEAT_HOLD_MINUTES", "15"))
 CHECKOUT_HOLD_MINUTES = int(os.environ.get("CHECKOUT_HOLD_MINUTES", "15"))
+# The hold sweepers leave lapsed holds this long to the checkout that owns
+# them (it asks the payment provider before releasing); sales never wait.
+HOLD_SWEEP_GRACE_SECONDS = int(os.environ.get("HOLD_SWEEP_GRACE_SECONDS", "600"))
 
 LOGGING = {
     "version": 1,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from celery import shared_task
+from django.conf import settings
 
 from ticketing.services.capacity import capacity_expire_all
 
@@ -11,4 +14,4 @@ from ticketing.services.capacity import capacity_expire_all
 def expire_capacity_holds() -> int:
     """Return lapsed general-admission holds to the pool. Reservations do this
     lazily too, so a late or missing run of this task never blocks a sale."""
-    return capacity_expire_all()
+    return capacity_expire_all(grace=timedelta(seconds=settings.HOLD_SWEEP_GRACE_SECONDS))

@@ -446,18 +446,26 @@ def test_sweeper_works_in_batches_oldest_first(hall, now):
     assert seat_holds_expire(now=at, batch=10) == 3
 
 
-def test_expiry_task_runs_the_sweeper(hall, now):
+def test_expiry_task_sweeps_holds_past_the_grace_period_only(hall, now, settings):
+    settings.HOLD_SWEEP_GRACE_SECONDS = 600
     seat_hold_create(
         event_id=hall.event.pk,
         seat_ids=hall.seats("A", [1]),
-        expires_at=now - timedelta(seconds=30),
-        now=now - timedelta(minutes=1),
+        expires_at=now - timedelta(minutes=11),
+        now=now - timedelta(minutes=12),
     )
-    # The real clock is past that expiry by the time the task runs.
+    seat_hold_create(
+        event_id=hall.event.pk,
+        seat_ids=hall.seats("A", [5]),
+        expires_at=now - timedelta(minutes=1),
+        now=now - timedelta(minutes=2),
+    )
+    # The recently lapsed hold is left to its checkout (which asks the provider first).
     result = expire_seat_holds.delay()
     assert result.get() == 1
     assert expire_seat_holds.name == "seating.tasks.expire_seat_holds"
     assert states(hall.seats("A", [1])) == [(SeatStatus.FREE, None)]
+    assert states(hall.seats("A", [5]))[0][0] == SeatStatus.HELD
 
 
 # --- the orphan rule ----------------------------------------------------------------------------

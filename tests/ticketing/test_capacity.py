@@ -278,3 +278,37 @@ def test_a_held_lock_becomes_busy_not_a_hung_request(require_postgres, settings)
         done.set()
         blocker.join()
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.django_db
+def test_the_sweeper_task_leaves_recently_lapsed_holds_to_their_checkout(ticket_type, settings):
+    from ticketing.tasks import expire_capacity_holds
+
+    settings.HOLD_SWEEP_GRACE_SECONDS = 600
+    old = _reserve(ticket_type.pk, 2, minutes=-11)
+    recent = _reserve(ticket_type.pk, 3, minutes=-1)
+    assert expire_capacity_holds.delay().get() == 2
+    old.refresh_from_db()
+    recent.refresh_from_db()
+    assert (old.status, recent.status) == (HoldStatus.EXPIRED, HoldStatus.ACTIVE)
+
+
+@pytest.mark.django_db
+def test_retake_resells_the_units_of_a_lapsed_hold_when_there_is_room(ticket_type):
+    from ticketing.services.capacity import capacity_retake
+
+    ticket_type.capacity = 4
+    ticket_type.save()
+    lapsed = _reserve(ticket_type.pk, 2, minutes=-1)
+    capacity_expire_all()
+    assert capacity_retake(hold_id=lapsed.pk) is True
+    assert capacity_retake(hold_id=lapsed.pk) is True  # idempotent
+    ticket_type.refresh_from_db()
+    assert (ticket_type.sold, ticket_type.held) == (2, 0)
+
+    gone = _reserve(ticket_type.pk, 2, minutes=-1)
+    capacity_expire_all()
+    _reserve(ticket_type.pk, 2)  # someone else took the last units
+    assert capacity_retake(hold_id=gone.pk) is False
+    ticket_type.refresh_from_db()
+    assert (ticket_type.sold, ticket_type.held) == (2, 2)

@@ -13,7 +13,7 @@ transaction around a reservation short and make no network calls in it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Sum
@@ -108,6 +108,32 @@ def capacity_convert(*, hold_id: int, now: datetime | None = None) -> CapacityHo
         return hold
 
 
+def capacity_retake(*, hold_id: int, now: datetime | None = None) -> bool:
+    """For a payment that arrived after its hold lapsed: take the same units
+    again if there is still room and sell them. True if sold (or already
+    sold); False if the units are gone (the caller refunds)."""
+    now = now or timezone.now()
+    with transaction.atomic(), lock_timeout():
+        hold = CapacityHold.objects.filter(pk=hold_id).first()
+        if hold is None:
+            raise CapacityHoldLost(detail={"hold": hold_id})
+        TicketType.objects.select_for_update().filter(pk=hold.ticket_type_id).values_list("pk").first()
+        hold.refresh_from_db()
+        if hold.status == HoldStatus.CONVERTED:
+            return True
+        if hold.status == HoldStatus.ACTIVE:
+            capacity_convert(hold_id=hold_id, now=now)
+            return True
+        # Sales windows are not checked again: the buyer paid while the checkout was open.
+        sold = TicketType.objects.filter(
+            pk=hold.ticket_type_id, capacity__gte=F("sold") + F("held") + hold.quantity
+        ).update(sold=F("sold") + hold.quantity)
+        if not sold:
+            return False
+        CapacityHold.objects.filter(pk=hold_id).update(status=HoldStatus.CONVERTED, closed_at=now)
+        return True
+
+
 def capacity_expire_holds(*, ticket_type_id: int, now: datetime | None = None) -> int:
     """Expire the ticket type's active holds that are past their expiry and
     return their units to the pool. Returns how many units came back."""
@@ -126,15 +152,20 @@ def capacity_expire_holds(*, ticket_type_id: int, now: datetime | None = None) -
         return units
 
 
-def capacity_expire_all(*, now: datetime | None = None, batch: int = 500) -> int:
-    """The sweeper: expire lapsed holds of every ticket type, one small
-    transaction per ticket type. Returns the units returned."""
+def capacity_expire_all(*, now: datetime | None = None, grace: timedelta = timedelta(0), batch: int = 500) -> int:
+    """The sweeper: expire holds lapsed for longer than `grace` of every ticket
+    type, one small transaction per ticket type. Returns the units returned.
+
+    The checkout saga releases its own holds when they lapse, after asking the
+    payment provider whether a payment is in flight; the periodic sweeper
+    waits `grace` so it only collects holds whose saga is gone. A lapsed hold
+    never blocks a sale meanwhile: reservations expire them lazily."""
     now = now or timezone.now()
     ticket_type_ids = sorted(
         set(
-            CapacityHold.objects.filter(status=HoldStatus.ACTIVE, expires_at__lte=now).values_list(
+            CapacityHold.objects.filter(status=HoldStatus.ACTIVE, expires_at__lte=now - grace).values_list(
                 "ticket_type_id", flat=True
             )[:batch]
         )
     )
-    return sum(capacity_expire_holds(ticket_type_id=tt_id, now=now) for tt_id in ticket_type_ids)
+    return sum(capacity_expire_holds(ticket_type_id=tt_id, now=now - grace) for tt_id in ticket_type_ids)
