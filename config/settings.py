@@ -165,9 +165,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ticketing.tasks.expire_capacity_holds",
         "schedule": 30.0,
     },
+    "ticketing-resend-lost-emails": {
+        "task": "ticketing.tasks.resend_lost_email_deliveries",
+        "schedule": 60.0,
+    },
     "payments-deliver-sandbox-webhooks": {
         "task": "payments.tasks.deliver_due_sandbox_webhooks",
         "schedule": 10.0,
+    },
+    "workflows-complete-paid-orders": {
+        "task": "workflows.tasks.complete_paid_orders",
+        "schedule": 30.0,
     },
     "workflows-relay-outbox": {
         "task": "workflows.tasks.relay_outbox",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
 
 from ticketing.services.capacity import capacity_expire_all
+from ticketing.services.emails import email_deliveries_due, email_delivery_give_up, email_delivery_send
 
 
 @shared_task(name="ticketing.tasks.expire_capacity_holds", acks_late=True)
@@ -15,3 +17,29 @@ def expire_capacity_holds() -> int:
     """Return lapsed general-admission holds to the pool. Reservations do this
     lazily too, so a late or missing run of this task never blocks a sale."""
     return capacity_expire_all(grace=timedelta(seconds=settings.HOLD_SWEEP_GRACE_SECONDS))
+
+
+@shared_task(
+    name="ticketing.tasks.send_email_delivery",
+    bind=True,
+    acks_late=True,
+    max_retries=8,
+)
+def send_email_delivery(self: Any, delivery_id: int) -> bool:
+    """Send one recorded e-mail; retried with exponential backoff on failure."""
+    try:
+        return email_delivery_send(delivery_id=delivery_id)
+    except Exception as exc:
+        if self.request.retries >= self.max_retries:
+            email_delivery_give_up(delivery_id=delivery_id, error=str(exc))
+            raise
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc
+
+
+@shared_task(name="ticketing.tasks.resend_lost_email_deliveries", acks_late=True)
+def resend_lost_email_deliveries() -> int:
+    """Beat: deliveries whose send message was lost are queued again."""
+    ids = email_deliveries_due()
+    for delivery_id in ids:
+        send_email_delivery.delay(delivery_id)
+    return len(ids)

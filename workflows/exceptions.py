@@ -58,5 +58,24 @@ def error_dict(exc: BaseException) -> dict[str, Any]:
     """The JSON we store for an exception: stable code, type and message."""
     if isinstance(exc, StepFailed):
         return {**exc.error, "step": exc.step}
-    code = exc.code if isinstance(exc, DomainError) else "error"
-    return {"code": code, "type": type(exc).__name__, "message": str(exc)[:1000]}
+    if isinstance(exc, DomainError):
+        # Status and detail travel with the code, so a caller can hand the
+        # recorded error back to its client as if it had been raised there.
+        return {
+            "code": exc.code,
+            "type": type(exc).__name__,
+            "message": str(exc)[:1000],
+            "status": exc.status,
+            "detail": _jsonable_detail(exc.detail),
+        }
+    return {"code": "error", "type": type(exc).__name__, "message": str(exc)[:1000]}
+
+
+def _jsonable_detail(detail: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(detail)
+    except (TypeError, ValueError):
+        return str(detail)
+    return detail

@@ -36,3 +36,11 @@ def reap_expired_leases() -> int:
 @shared_task(name="workflows.tasks.prune_finished_runs", acks_late=True, ignore_result=True)
 def prune_finished_runs() -> int:
     return sweepers.prune_finished_runs()
+
+
+@shared_task(name="workflows.tasks.complete_paid_orders", acks_late=True, ignore_result=True)
+def complete_paid_orders() -> int:
+    """Beat: no succeeded payment is left without its CompleteCheckout run."""
+    from workflows.payments.process_payment import complete_paid_orders as sweep
+
+    return sweep()

@@ -25,6 +25,20 @@ SIGNAL_NAMES = [
 
 
 @pytest.fixture(autouse=True)
+def _payments_alone():
+    """These tests pin the payments domain by itself: the checkout workflow
+    that completes an order on a succeeded payment is tested in
+    tests/workflows/checkout."""
+    from workflows.payments.process_payment import on_payment_succeeded
+
+    payment_signals.payment_succeeded.disconnect(
+        on_payment_succeeded, dispatch_uid="workflows.payments.process_payment"
+    )
+    yield
+    payment_signals.payment_succeeded.connect(on_payment_succeeded, dispatch_uid="workflows.payments.process_payment")
+
+
+@pytest.fixture(autouse=True)
 def _payment_settings(settings):
     settings.SANDBOX_WEBHOOK_SECRET = SANDBOX_SECRET
     settings.STRIPE_WEBHOOK_SECRET = STRIPE_SECRET

@@ -59,7 +59,13 @@ class Order(FSMModelMixin, models.Model):
     def __str__(self) -> str:
         return f"Order {self.code}"
 
-    @transition(field=status, source=[OrderStatus.PENDING, OrderStatus.EXPIRED], target=OrderStatus.PAID)
+    # From expired or cancelled too: a payment that arrives late is honoured
+    # when its tickets can still be had (CompleteCheckout decides).
+    @transition(
+        field=status,
+        source=[OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED],
+        target=OrderStatus.PAID,
+    )
     def mark_paid(self, *, paid_at: Any, by: Any = None, reason: str = "") -> None:
         self.paid_at = paid_at
 

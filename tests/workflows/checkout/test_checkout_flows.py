@@ -1,0 +1,258 @@
+"""StartCheckout -> pay -> CompleteCheckout, and every way it can fail."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import mail
+
+from payments.exceptions import ProviderUnavailable
+from payments.models import Payment, PaymentStatus, Refund, SandboxWebhook
+from payments.providers import sandbox as sandbox_provider
+from payments.sandbox.webhooks import sandbox_webhook_replay, sandbox_webhooks_deliver_shuffled
+from seating.models import Seat, SeatStatus
+from seating.services.holds import seat_hold_create
+from tests.invariants import assert_inventory_consistent
+from tests.workflows.checkout.conftest import (
+    DECLINE,
+    checkout_run,
+    complete_run,
+    expire_checkout,
+    pay,
+    provider_confirms_late,
+    seat_ids,
+)
+from ticketing.models import CapacityHold, EmailDelivery, HoldStatus, Order, OrderStatus, Ticket, TicketType
+from workflows.checkout.cancel import cancel_checkout
+from workflows.checkout.start import CheckoutFailed, start_checkout
+from workflows.models import RunStatus
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("check_inventory")]
+
+
+def _buy(event_id: int, **cart):
+    return start_checkout(event_id=event_id, buyer_name="Ada Lovelace", buyer_email="ada@example.com", **cart)
+
+
+def _counts(tt: TicketType) -> tuple[int, int]:
+    tt.refresh_from_db()
+    return tt.sold, tt.held
+
+
+# --- happy paths ---------------------------------------------------------------------
+
+
+def test_ga_checkout_pays_and_issues_two_tickets_with_one_email(ga):
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+
+    assert started.payment_url.startswith("https://tickets.example/pay/sandbox/")
+    # 2 x 25.00 + platform 3.5 % + 0.99 each (1.87) + processor fee grossed up (see FINANCE.md)
+    assert started.total_cents == 5565
+    assert _counts(ga) == (0, 2)
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PENDING
+    assert order.fee_snapshot["subtotal_cents"] == 5000
+
+    pay(started)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert Ticket.objects.filter(order=order).count() == 2
+    assert _counts(ga) == (2, 0)
+    assert EmailDelivery.objects.filter(order=order, status="sent").count() == 1
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["ada@example.com"]
+    assert len([a for a in message.attachments if getattr(a, "get_content_type", lambda: "")() == "image/png"]) == 2
+    assert checkout_run(order.code).status == RunStatus.COMPLETED
+    assert complete_run(order.code).status == RunStatus.COMPLETED
+
+
+def test_seated_checkout_sells_exactly_the_chosen_seats(hall):
+    chosen = seat_ids(hall, ["A 4", "A 5"])
+    started = _buy(hall.pk, seat_ids=chosen)
+    assert set(Seat.objects.filter(pk__in=chosen).values_list("status", flat=True)) == {SeatStatus.HELD}
+
+    pay(started)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PAID
+    assert sorted(Ticket.objects.filter(order=order).values_list("seat_id", flat=True)) == sorted(chosen)
+    assert set(Seat.objects.filter(pk__in=chosen).values_list("status", flat=True)) == {SeatStatus.SOLD}
+    assert len(mail.outbox) == 1
+
+
+# --- failures compensate ------------------------------------------------------------------
+
+
+def test_a_declined_card_leaves_the_checkout_open_and_expiry_undoes_it(ga):
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 3}])
+    pay(started, card=DECLINE)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PENDING  # the buyer may try another card
+    assert _counts(ga) == (0, 3)
+
+    run = expire_checkout(order.code)
+
+    order.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.output["outcome"] == "expired"
+    assert order.status == OrderStatus.EXPIRED
+    assert _counts(ga) == (0, 0)
+    assert Payment.objects.get(order=order).status == PaymentStatus.CANCELLED
+    assert not Ticket.objects.exists()
+    assert len(mail.outbox) == 0
+
+
+def test_a_provider_error_compensates_the_order_and_the_holds(ga, monkeypatch):
+    def down(self, request, *, idempotency_key):
+        raise ProviderUnavailable("the payment provider is down")
+
+    monkeypatch.setattr(sandbox_provider.SandboxProvider, "create_session", down)
+
+    with pytest.raises(CheckoutFailed) as info:
+        _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+
+    assert info.value.code == "provider_unavailable"
+    order = Order.objects.get()
+    assert order.status == OrderStatus.CANCELLED
+    assert _counts(ga) == (0, 0)
+    assert CapacityHold.objects.get().status == HoldStatus.RELEASED
+    run = checkout_run(order.code)
+    assert run.status == RunStatus.COMPENSATED
+    names = list(run.steps.order_by("sequence").values_list("name", flat=True))
+    assert names[-2:] == ["compensate:reserve_inventory", "compensate:create_order"]
+
+
+def test_a_seat_taken_meanwhile_fails_cleanly_and_keeps_nothing(hall):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    taken = seat_ids(hall, ["B 2"])
+    seat_hold_create(event_id=hall.pk, seat_ids=taken, expires_at=timezone.now() + timedelta(minutes=5))
+
+    with pytest.raises(CheckoutFailed) as info:
+        _buy(hall.pk, seat_ids=seat_ids(hall, ["B 1"]) + taken)
+
+    assert info.value.code == "seat_unavailable"
+    assert info.value.status == 409
+    assert Order.objects.get().status == OrderStatus.CANCELLED
+    assert Seat.objects.filter(status=SeatStatus.HELD).count() == 1  # only the other buyer's
+
+
+def test_sold_out_is_reported_and_nothing_is_kept(ga):
+    ga.capacity = 2
+    ga.save()
+    _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    with pytest.raises(CheckoutFailed) as info:
+        _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 1}])
+    assert info.value.code == "sold_out"
+    assert _counts(ga) == (0, 2)
+
+
+def test_an_exception_inside_complete_checkout_leaves_nothing_partial(ga, monkeypatch):
+    import workflows.ticketing.issue_tickets as issue
+
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+
+    def broken(**kwargs):
+        raise RuntimeError("mail table on fire")
+
+    monkeypatch.setattr(issue, "email_delivery_record", broken)
+    pay(started)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PENDING
+    assert not Ticket.objects.exists()
+    assert not EmailDelivery.objects.exists()
+    assert len(mail.outbox) == 0
+    assert _counts(ga) == (0, 2)  # still held for the buyer, not sold
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+    assert complete_run(order.code).status == RunStatus.WAITING  # retrying with backoff
+
+    # once the fault is gone, the retry completes the order exactly once
+    monkeypatch.undo()
+    from workflows.engine import retry_now
+
+    retry_now(complete_run(order.code))
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PAID
+    assert Ticket.objects.filter(order=order).count() == 2
+    assert len(mail.outbox) == 1
+
+
+def test_the_buyer_can_cancel_before_paying(ga):
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 1}])
+    assert cancel_checkout(order_code=started.order_code) is True
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.CANCELLED
+    assert _counts(ga) == (0, 0)
+    assert cancel_checkout(order_code=started.order_code) is False
+
+
+# --- replays, late payments -------------------------------------------------------------------
+
+
+def test_a_webhook_replayed_ten_times_and_shuffled_completes_once(ga):
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    pay(started, card=DECLINE)
+    pay(started)
+    hooks = list(SandboxWebhook.objects.order_by("id").values_list("pk", flat=True))
+    for hook in hooks:
+        sandbox_webhook_replay(webhook_id=hook, times=10)
+    sandbox_webhooks_deliver_shuffled(webhook_ids=hooks * 5, seed=3)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PAID
+    assert Payment.objects.filter(order=order).count() == 1
+    assert Ticket.objects.filter(order=order).count() == 2
+    assert EmailDelivery.objects.filter(order=order).count() == 1
+    assert len(mail.outbox) == 1
+    assert _counts(ga) == (2, 0)
+
+
+def test_a_late_payment_retakes_its_tickets_when_they_are_still_free(ga):
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    expire_checkout(started.order_code)
+    assert Order.objects.get(code=started.order_code).status == OrderStatus.EXPIRED
+    assert _counts(ga) == (0, 0)
+
+    provider_confirms_late(started.order_code)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PAID
+    assert Ticket.objects.filter(order=order).count() == 2
+    assert _counts(ga) == (2, 0)
+    assert complete_run(order.code).output["late"] is True
+    assert len(mail.outbox) == 1
+
+
+def test_a_late_payment_is_refunded_when_its_tickets_are_gone(ga):
+    ga.capacity = 2
+    ga.save()
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    expire_checkout(started.order_code)
+    rival = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    pay(rival)
+
+    provider_confirms_late(started.order_code)
+
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.EXPIRED
+    assert not Ticket.objects.filter(order=order).exists()
+    refund = Refund.objects.get(payment__order=order)
+    assert refund.amount_cents == order.total_cents
+    assert Payment.objects.get(order=order).status == PaymentStatus.REFUNDED
+    run = complete_run(order.code)
+    assert run.status == RunStatus.COMPLETED
+    assert [s.name for s in run.steps.order_by("sequence")] == [
+        "complete_order",
+        "refund_late_payment",
+        "tell_buyer_refunded",
+        "tell_checkout",
+    ]
+    subjects = sorted(m.subject for m in mail.outbox)
+    assert any("refunded" in s for s in subjects)
+    assert _counts(ga) == (2, 0)
+    assert_inventory_consistent()

@@ -1,0 +1,151 @@
+"""CompleteCheckout: a verified payment becomes a paid order with tickets.
+
+One run per order (`checkout.complete`, key `order:<code>`), started by
+ProcessPayment for every succeeded payment, however often the provider says
+so. Its first step is one transaction that locks the order and then:
+marks it paid -> sells the held seats and units -> issues the tickets ->
+records the sale in the ledger -> records the ticket e-mail. Only after that
+commits: the e-mail is sent, the seat-map cache is dropped and
+`order_completed` is announced.
+
+A payment for an order whose hold already lapsed (a late payment) takes the
+same units or seats again if they are still free; if not, the money is
+refunded automatically, the buyer is told, and the run records it all."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from payments.exceptions import ProviderUnavailable
+from payments.models import Payment
+from payments.services import refund_create
+from seating.selectors import seat_map_invalidate
+from ticketing.locks import lock_timeout
+from ticketing.models import EmailKind, Order, OrderStatus
+from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
+from ticketing.signals import order_completed
+from workflows.engine import Context, RetryPolicy, signal, start, workflow
+from workflows.engine.retry import is_retryable
+from workflows.models import WorkflowRun
+from workflows.seating.finalize_seats import InventoryGone, finalize_inventory
+from workflows.ticketing.issue_tickets import issue_tickets, send_buyer_email
+
+WORKFLOW = "checkout.complete"
+# The buyer has paid: completing the order is retried for hours (locks busy in
+# a rush, a database restart) before it waits for staff to retry it.
+NEVER_GIVE_UP = RetryPolicy(max_attempts=60, initial_delay=0.2, multiplier=2.0, max_delay=300)
+# The provider's "try later" is worth retrying; its "no" is not.
+PROVIDER_RETRY = RetryPolicy(
+    max_attempts=8,
+    initial_delay=5,
+    max_delay=600,
+    retry_if=lambda exc: isinstance(exc, ProviderUnavailable) or is_retryable(exc),
+)
+PAID_STATES = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED})
+
+
+def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]:
+    """The CompleteCheckout transaction (the step's own). Idempotent: an order
+    already paid returns at once."""
+    with lock_timeout():
+        order = Order.objects.select_for_update().get(code=order_code)
+        if order.status in PAID_STATES:
+            return {"status": "already_paid", "order_id": order.pk}
+        late = order.status != OrderStatus.PENDING or (
+            order.expires_at is not None and order.expires_at < timezone.now()
+        )
+        try:
+            sold = finalize_inventory(order_code=order.code)
+        except InventoryGone as exc:
+            return {"status": "inventory_gone", "order_id": order.pk, "detail": str(exc)}
+        order, _ = order_mark_paid(
+            order_id=order.pk, paid_at=timezone.now(), reason="late payment" if late else "payment confirmed"
+        )
+        tickets = issue_tickets(order=order)
+        seat_map_invalidate(event_id=order.event_id)
+        transaction.on_commit(
+            partial(
+                order_completed.send_robust,
+                sender=Order,
+                order_id=order.pk,
+                order_code=order.code,
+                event_id=order.event_id,
+                organization_id=order.organization_id,
+                tickets=len(tickets),
+            )
+        )
+        return {
+            "status": "paid",
+            "order_id": order.pk,
+            "late": late,
+            "tickets": len(tickets),
+            "payment_id": payment_id,
+            "seats": sold["seats"],
+        }
+
+
+def refund_late_payment(*, payment_id: int, idempotency_key: str) -> dict[str, Any]:
+    payment = Payment.objects.get(pk=payment_id)
+    refund = refund_create(
+        payment=payment,
+        amount_cents=payment.amount_cents,
+        idempotency_key=idempotency_key,
+        reason="late payment: the tickets were sold meanwhile",
+    )
+    return {"refund_id": refund.pk, "status": refund.status, "amount_cents": refund.amount_cents}
+
+
+def close_unpayable_order(*, order_code: str) -> dict[str, Any]:
+    """The late payment could not be honoured: the order stays unpaid (cancelled)
+    and the buyer is told their money is on its way back."""
+    order = Order.objects.get(code=order_code)
+    if order.status == OrderStatus.PENDING:
+        order, _ = order_cancel(order_id=order.pk, reason="late payment refunded: tickets sold meanwhile")
+    elif order.status not in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
+        order, _ = order_expire(order_id=order.pk)
+    send_buyer_email(order=order, kind=EmailKind.LATE_PAYMENT_REFUNDED, dedup_key=f"late-refund:{order.code}")
+    return {"order_status": order.status}
+
+
+def tell_checkout(*, order_code: str, outcome: str) -> dict[str, Any]:
+    """Let the waiting checkout run know the order is settled, so it ends now
+    instead of at its hold expiry."""
+    run = WorkflowRun.objects.filter(workflow_type="checkout", business_key=f"order:{order_code}").first()
+    if run is None or run.is_finished:
+        return {"signalled": False}
+    signal(run, "settled", {"outcome": outcome}, dedup_key=f"complete:{order_code}")
+    return {"signalled": True}
+
+
+@workflow(WORKFLOW, version=1)
+def complete_checkout(ctx: Context) -> dict[str, Any]:
+    order_code: str = ctx.input["order_code"]
+    payment_id: int | None = ctx.input.get("payment_id")
+    result = ctx.step(
+        "complete_order", partial(complete_order, order_code=order_code, payment_id=payment_id), retry=NEVER_GIVE_UP
+    )
+    if result["status"] == "inventory_gone" and payment_id is not None:
+        ctx.step(
+            "refund_late_payment",
+            lambda key: refund_late_payment(payment_id=payment_id, idempotency_key=key),
+            external=True,
+            retry=PROVIDER_RETRY,
+        )
+        ctx.step("tell_buyer_refunded", partial(close_unpayable_order, order_code=order_code))
+    ctx.step("tell_checkout", partial(tell_checkout, order_code=order_code, outcome=result["status"]))
+    return result
+
+
+def complete_checkout_start(*, order: Order, payment_id: int | None) -> WorkflowRun:
+    """Start (idempotently) the CompleteCheckout run of an order. Many
+    confirmations of one payment, or a sweeper finding it again, start one run."""
+    return start(
+        WORKFLOW,
+        f"order:{order.code}",
+        {"order_code": order.code, "payment_id": payment_id},
+        organization=order.organization_id,
+    )

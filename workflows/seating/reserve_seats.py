@@ -1,0 +1,46 @@
+"""ReserveSeats: hold a checkout's inventory (GA units and chosen seats).
+
+Runs as a local step of the checkout saga: its holds and its step record
+commit together. GA units are one conditional UPDATE per ticket type; seats
+are one all-or-nothing hold on exactly the chosen seats. Both expire with the
+order, and an expired hold never blocks another buyer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from seating.services.holds import seat_hold_create
+from ticketing.models import TicketType
+from ticketing.services.capacity import capacity_reserve
+
+
+def reserve_inventory(
+    *, event_id: int, order_code: str, lines: Sequence[Mapping[str, Any]], expires_at: datetime
+) -> dict[str, Any]:
+    """Hold every line's inventory; returns the hold ids (for release/finalize)."""
+    capacity_holds: list[int] = []
+    seat_ids: list[int] = []
+    ga_lines = [line for line in lines if not line["seat_ids"]]
+    types = {
+        t.pk: t
+        for t in TicketType.objects.select_related("event").filter(pk__in=[line["ticket_type_id"] for line in ga_lines])
+    }
+    # Ticket types in id order: the documented lock order.
+    for line in sorted(ga_lines, key=lambda line: line["ticket_type_id"]):
+        hold = capacity_reserve(
+            ticket_type=types[line["ticket_type_id"]],
+            quantity=line["quantity"],
+            expires_at=expires_at,
+            reference=order_code,
+        )
+        capacity_holds.append(hold.pk)
+    for line in lines:
+        seat_ids.extend(line["seat_ids"])
+    seat_hold = None
+    if seat_ids:
+        seat_hold = seat_hold_create(
+            event_id=event_id, seat_ids=seat_ids, expires_at=expires_at, reference=order_code
+        ).pk
+    return {"capacity_holds": capacity_holds, "seat_hold": seat_hold}
