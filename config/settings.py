@@ -189,6 +189,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.reap_expired_leases",
         "schedule": 30.0,
     },
+    "ticketing-purge-idempotency-keys": {
+        "task": "ticketing.tasks.purge_idempotency_keys",
+        "schedule": crontab(minute=7),
+    },
+    "ticketing-deliver-due-webhooks": {
+        "task": "ticketing.tasks.deliver_due_webhooks",
+        "schedule": 15.0,
+    },
     "workflows-prune-finished-runs": {
         "task": "workflows.tasks.prune_finished_runs",
         "schedule": crontab(minute=17, hour=3),
@@ -221,16 +229,50 @@ LOGIN_URL = "admin:login"
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "ticketing.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "ticketing.api.errors.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
+        "ticketing.api.authentication.ApiTokenAuthentication",
+        "ticketing.api.authentication.SessionAuthentication",
     ],
+    "DEFAULT_PERMISSION_CLASSES": ["ticketing.api.permissions.HasRole"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "ticketing.api.pagination.ApiPagination",
+    # Anonymous callers (the public endpoints) per IP, tokens and staff per principal.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "ticketing.api.throttling.PublicRateThrottle",
+        "ticketing.api.throttling.ClientRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": os.environ.get("API_ANON_RATE", "120/min"),
+        "client": os.environ.get("API_CLIENT_RATE", "1200/min"),
+    },
+    # One proxy (the load balancer) in front of the app: the client IP is the
+    # last X-Forwarded-For entry it appended. 0 when served directly.
+    "NUM_PROXIES": int(os.environ.get("API_NUM_PROXIES", "0")) or None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ticketing API",
+    "DESCRIPTION": (
+        "Events, ticket types, availability, seat maps and holds, orders, tickets and workflow runs. "
+        "Authenticate with `Authorization: Bearer <token>` (tokens are created in the admin); the /public/ "
+        "endpoints need no token. Writes accept an `Idempotency-Key` header. Every 4xx answers "
+        '{"code", "message", "detail"}.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "EventStatusEnum": "ticketing.models.EventStatus",
+        "OrderStatusEnum": "ticketing.models.OrderStatus",
+        "TicketStatusEnum": "ticketing.models.TicketStatus",
+        "TicketKindEnum": "ticketing.models.TicketKind",
+        "SeatHoldStatusEnum": "seating.models.SeatHoldStatus",
+        "RunStatusEnum": "workflows.models.RunStatus",
+        "StepStatusEnum": "workflows.models.StepStatus",
+        "StepKindEnum": "workflows.models.StepKind",
+    },
 }
 
 # --- Payments -----------------------------------------------------------------
@@ -242,6 +284,12 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")  # unset: every Stripe webhook is rejected
 if os.environ.get("STRIPE_API_VERSION"):
     STRIPE_API_VERSION = os.environ["STRIPE_API_VERSION"]
+
+# --- Outbound webhooks to integrators -------------------------------------------
+WEBHOOK_MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+WEBHOOK_BACKOFF_SECONDS = int(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "30"))
+WEBHOOK_BACKOFF_MAX_SECONDS = int(os.environ.get("WEBHOOK_BACKOFF_MAX_SECONDS", str(6 * 3600)))
+WEBHOOK_TIMEOUT_SECONDS = int(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "10"))
 
 # --- Workflows ----------------------------------------------------------------
 WORKFLOW_LEASE_SECONDS = int(os.environ.get("WORKFLOW_LEASE_SECONDS", "300"))

@@ -43,3 +43,32 @@ def resend_lost_email_deliveries() -> int:
     for delivery_id in ids:
         send_email_delivery.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(name="ticketing.tasks.purge_idempotency_keys", acks_late=True)
+def purge_idempotency_keys() -> int:
+    """Beat: API idempotency keys expire after 24 hours."""
+    from ticketing.api.idempotency import idempotency_records_purge
+
+    return idempotency_records_purge()
+
+
+@shared_task(name="ticketing.tasks.deliver_webhook", acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    """Send one outbound webhook delivery. A failure is not raised: the
+    delivery row holds its retry time (exponential backoff) and the beat task
+    below sends it again then, so the timer survives worker restarts."""
+    from ticketing.services.outbound_webhooks import webhook_delivery_attempt
+
+    return webhook_delivery_attempt(delivery_id=delivery_id).status
+
+
+@shared_task(name="ticketing.tasks.deliver_due_webhooks", acks_late=True)
+def deliver_due_webhooks() -> int:
+    """Beat: queue the webhook deliveries whose retry time has come."""
+    from ticketing.services.outbound_webhooks import webhook_deliveries_due
+
+    ids = webhook_deliveries_due()
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)

@@ -178,3 +178,7 @@ class AuditLogEntryAdmin(ReadOnlyTenantAdmin):
     list_display = ["created_at", "actor_repr", "content_type", "object_id", "source_state", "target_state", "reason"]
     list_filter = ["content_type", "target_state"]
     search_fields = ["object_id", "reason", "actor_repr"]
+
+
+# The API's tokens and webhooks register themselves.
+from ticketing.admin import api as _api_admin  # noqa: E402, F401

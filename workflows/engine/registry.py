@@ -66,7 +66,7 @@ def latest(workflow_type: str) -> Definition:
 
 
 # Subpackages of `workflows` that hold the engine, not workflow definitions.
-_NOT_AREAS = frozenset({"engine", "management", "migrations", "models"})
+_NOT_AREAS = frozenset({"api", "engine", "management", "migrations", "models"})
 
 
 def autodiscover() -> None:

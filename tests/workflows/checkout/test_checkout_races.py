@@ -13,7 +13,7 @@ from django.db import connections
 from seating.models import Seat, SeatStatus
 from tests.factories import EventFactory, TicketTypeFactory
 from tests.workflows.checkout.conftest import pay
-from ticketing.exceptions import DomainError
+from ticketing.exceptions import Busy, DomainError
 from ticketing.models import Order, OrderStatus, Ticket, TicketKind
 from workflows.checkout.start import start_checkout
 from workflows.engine import sweepers
@@ -30,12 +30,21 @@ def _rush(buy) -> dict[str, Any]:
     outcomes: dict[str, int] = {}
 
     def one(i: int) -> None:
+        # A buyer told "busy, try again" tries again, as the Retry-After asks.
         try:
-            started = buy(i)
-            pay(started)
-            key = "paid"
-        except DomainError as exc:
-            key = exc.code
+            for attempt in range(10):
+                try:
+                    started = buy(i)
+                    pay(started)
+                    key = "paid"
+                    break
+                except Busy:
+                    key = "busy"
+                    outcomes["retried"] = outcomes.get("retried", 0) + 1
+                    time.sleep(0.05 * (attempt + 1))
+                except DomainError as exc:
+                    key = exc.code
+                    break
         finally:
             connections.close_all()
         outcomes[key] = outcomes.get(key, 0) + 1
@@ -73,7 +82,7 @@ def test_200_buyers_for_100_ga_tickets_sell_exactly_100(organization):
     assert Ticket.objects.filter(ticket_type=ticket_type).count() == 100
     assert Order.objects.filter(status=OrderStatus.PAID).count() == 100
     assert outcomes.get("paid") == 100
-    assert set(outcomes) <= {"paid", "sold_out", "busy"}
+    assert set(outcomes) <= {"paid", "sold_out", "retried"}
 
 
 def test_200_buyers_for_100_seats_sell_each_seat_once(organization):
@@ -104,4 +113,4 @@ def test_200_buyers_for_100_seats_sell_each_seat_once(organization):
     tickets = list(Ticket.objects.filter(event=event).values_list("seat_id", flat=True))
     assert len(tickets) == len(set(tickets)) == sold == outcomes.get("paid")
     assert sold == len(set(wishes))  # every wished seat was sold, once
-    assert set(outcomes) <= {"paid", "seat_unavailable", "busy"}
+    assert set(outcomes) <= {"paid", "seat_unavailable", "retried"}
