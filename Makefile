@@ -20,6 +20,8 @@ venv: $(BIN)/.installed
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	@# No beat in the embedded default: this fires hold expiries and other timers.
+	$(BIN)/python manage.py run_due_workflows --loop --verbosity 0 & trap 'kill $$!' EXIT INT TERM; \
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
 lint: venv

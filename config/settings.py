@@ -65,6 +65,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app processes themselves: no separate web server needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -201,6 +203,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.prune_finished_runs",
         "schedule": crontab(minute=17, hour=3),
     },
+    # Finance: the same code as manage.py run_settlements / run_payouts (idempotent).
+    "finance-run-settlements": {
+        "task": "finance.tasks.run_settlements",
+        "schedule": crontab(minute=5, hour=2),
+    },
+    "finance-run-payouts": {
+        "task": "finance.tasks.run_payouts",
+        "schedule": crontab(minute=35, hour=2),
+    },
 }
 
 # --- E-mail -------------------------------------------------------------------
@@ -225,6 +236,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
+# Serve straight from the apps' static folders unless collectstatic's output is
+# used (production sets WHITENOISE_USE_FINDERS=0 after collectstatic).
+WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", default=True)
 LOGIN_URL = "admin:login"
 
 # --- REST API -----------------------------------------------------------------

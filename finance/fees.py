@@ -199,3 +199,10 @@ def calculate_fees(
         schedule_version=rules.version,
         lines=line_results,
     )
+
+
+def share_of(amount_cents: int, rate_bp: int) -> int:
+    """`rate_bp` of a non-negative amount, rounded half up (the settlement reserve)."""
+    if amount_cents < 0:
+        raise ValueError("share_of takes a non-negative amount")
+    return round_half_up(percent_of(amount_cents, rate_bp))

@@ -7,6 +7,10 @@ block a sale: a reservation that finds no room first expires that ticket
 type's lapsed holds in the same transaction and tries once more.
 
 Lock order: ticket type row, then its capacity holds (see ticketing.locks).
+The ticket type row is locked FOR NO KEY UPDATE: inserting a row that refers
+to it (a ticket, a hold) takes a KEY SHARE lock on it, and a plain FOR UPDATE
+conflicts with that, which deadlocks two completions that each inserted
+tickets before locking the counter.
 The ticket type's row lock lasts until commit, so callers keep the
 transaction around a reservation short and make no network calls in it.
 """
@@ -78,7 +82,7 @@ def capacity_release(*, hold_id: int, now: datetime | None = None) -> bool:
         if ticket_type_id is None:
             return False
         # Ticket type first, then the hold: the documented lock order.
-        TicketType.objects.select_for_update().filter(pk=ticket_type_id).values_list("pk").first()
+        TicketType.objects.select_for_update(no_key=True).filter(pk=ticket_type_id).values_list("pk").first()
         hold = _close_hold(hold_id=hold_id, to_status=HoldStatus.RELEASED, now=now)
         if hold is None:
             return False
@@ -95,7 +99,7 @@ def capacity_convert(*, hold_id: int, now: datetime | None = None) -> CapacityHo
         current = CapacityHold.objects.filter(pk=hold_id).first()
         if current is None:
             raise CapacityHoldLost(detail={"hold": hold_id})
-        TicketType.objects.select_for_update().filter(pk=current.ticket_type_id).values_list("pk").first()
+        TicketType.objects.select_for_update(no_key=True).filter(pk=current.ticket_type_id).values_list("pk").first()
         hold = _close_hold(hold_id=hold_id, to_status=HoldStatus.CONVERTED, now=now)
         if hold is None:
             current.refresh_from_db()
@@ -117,7 +121,7 @@ def capacity_retake(*, hold_id: int, now: datetime | None = None) -> bool:
         hold = CapacityHold.objects.filter(pk=hold_id).first()
         if hold is None:
             raise CapacityHoldLost(detail={"hold": hold_id})
-        TicketType.objects.select_for_update().filter(pk=hold.ticket_type_id).values_list("pk").first()
+        TicketType.objects.select_for_update(no_key=True).filter(pk=hold.ticket_type_id).values_list("pk").first()
         hold.refresh_from_db()
         if hold.status == HoldStatus.CONVERTED:
             return True
@@ -139,7 +143,7 @@ def capacity_expire_holds(*, ticket_type_id: int, now: datetime | None = None) -
     return their units to the pool. Returns how many units came back."""
     now = now or timezone.now()
     with transaction.atomic(), lock_timeout():
-        TicketType.objects.select_for_update().filter(pk=ticket_type_id).values_list("pk").first()
+        TicketType.objects.select_for_update(no_key=True).filter(pk=ticket_type_id).values_list("pk").first()
         lapsed = CapacityHold.objects.filter(
             ticket_type_id=ticket_type_id, status=HoldStatus.ACTIVE, expires_at__lte=now
         )

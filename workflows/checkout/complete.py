@@ -30,8 +30,9 @@ from ticketing.services.orders import order_cancel, order_expire, order_mark_pai
 from ticketing.signals import order_completed
 from workflows.engine import Context, RetryPolicy, signal, start, workflow
 from workflows.engine.retry import is_retryable
+from workflows.finance.record_sale import record_sale
 from workflows.models import WorkflowRun
-from workflows.seating.finalize_seats import InventoryGone, finalize_inventory
+from workflows.seating.finalize_seats import InventoryGone, finalize_capacity_holds, finalize_seat_holds
 from workflows.ticketing.issue_tickets import issue_tickets, send_buyer_email
 
 WORKFLOW = "checkout.complete"
@@ -55,17 +56,24 @@ def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]
         order = Order.objects.select_for_update().get(code=order_code)
         if order.status in PAID_STATES:
             return {"status": "already_paid", "order_id": order.pk}
+        # The money was captured whatever happens next: the sale is booked in
+        # this transaction (a refund, if it comes to that, is booked against it).
+        record_sale(order=order, payment_id=payment_id)
         late = order.status != OrderStatus.PENDING or (
             order.expires_at is not None and order.expires_at < timezone.now()
         )
         try:
-            sold = finalize_inventory(order_code=order.code)
+            with transaction.atomic():
+                order, _ = order_mark_paid(
+                    order_id=order.pk, paid_at=timezone.now(), reason="late payment" if late else "payment confirmed"
+                )
+                seats = finalize_seat_holds(order_code=order.code)
+                tickets = issue_tickets(order=order)
+                # GA units last: the ticket type's row lock (the hot row of a
+                # rush) is then held only for the rest of this commit.
+                finalize_capacity_holds(order_code=order.code)
         except InventoryGone as exc:
             return {"status": "inventory_gone", "order_id": order.pk, "detail": str(exc)}
-        order, _ = order_mark_paid(
-            order_id=order.pk, paid_at=timezone.now(), reason="late payment" if late else "payment confirmed"
-        )
-        tickets = issue_tickets(order=order)
         seat_map_invalidate(event_id=order.event_id)
         transaction.on_commit(
             partial(
@@ -84,11 +92,14 @@ def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]
             "late": late,
             "tickets": len(tickets),
             "payment_id": payment_id,
-            "seats": sold["seats"],
+            "seats": seats,
         }
 
 
 def refund_late_payment(*, payment_id: int, idempotency_key: str) -> dict[str, Any]:
+    """Refund a late payment in full through the provider (outside any
+    transaction, with the step's idempotency key). The refund's ledger entries
+    are booked when the refund succeeds (workflows.payments.record_refund)."""
     payment = Payment.objects.get(pk=payment_id)
     refund = refund_create(
         payment=payment,

@@ -251,6 +251,8 @@ def checkout_outcome(*, run_id: int) -> CheckoutStarted:
         order = Order.objects.get(pk=(order_step.result or {})["order_id"])  # a free order, already complete
         return CheckoutStarted(order.code, order.pk, "", order.expires_at, 0, order.currency, run_id)
     failed = [s for s in steps.values() if s.status == StepStatus.FAILED and s.kind == "action"]
+    if failed and (failed[0].error or {}).get("code") == Busy.code:
+        raise Busy(detail={"order": run.input.get("order_code")})
     if failed:
         raise CheckoutFailed(failed[0].error or {})
     if run.is_finished:

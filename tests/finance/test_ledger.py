@@ -1,0 +1,290 @@
+"""The ledger's templates, idempotency, reversals and verification (any database)."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from finance import accounts as chart
+from finance.accounts import AccountKind
+from finance.exceptions import (
+    AlreadyReversed,
+    IdempotencyConflict,
+    ImmutableLedger,
+    InsufficientFunds,
+    InvalidFeeSnapshot,
+    RefundExceedsSale,
+    UnbalancedTransaction,
+)
+from finance.models import Account, JournalEntry, JournalTransaction
+from finance.selectors import account_balance_by_ref, ledger_differences, reconciliation_differences
+from finance.services.ledger import (
+    credit,
+    debit,
+    ledger_post,
+    ledger_record_chargeback_closed,
+    ledger_record_chargeback_opened,
+    ledger_record_refund,
+    ledger_record_sale,
+    ledger_reverse,
+)
+from payments.models import Refund, RefundStatus
+from tests.finance.factories import make_paid_payment, sale_kwargs, snapshot
+
+pytestmark = pytest.mark.django_db
+
+
+def balance(ref: chart.AccountRef) -> int:
+    return account_balance_by_ref(ref=ref)
+
+
+def record_sale(payment):
+    with transaction.atomic():
+        return ledger_record_sale(**sale_kwargs(payment))
+
+
+def test_a_sale_books_the_finance_md_example_and_balances(event) -> None:
+    # given two 50.00 tickets, platform 3.5 % + 0.99 and processor 2.9 % + 0.30, both passed on
+    payment = make_paid_payment(event=event)
+    org = event.organization_id
+
+    # when
+    txn = record_sale(payment)
+
+    # then: 108.94 charged; 100.00 to the organizer, 5.48 platform, 3.46 processor
+    assert txn is not None
+    assert balance(chart.system(AccountKind.PROCESSOR_CLEARING, "EUR")) == 10894 - 346
+    assert balance(chart.pending(org, event.pk, "EUR")) == 10000
+    assert balance(chart.system(AccountKind.PLATFORM_FEE_REVENUE, "EUR")) == 548
+    assert balance(chart.system(AccountKind.PROCESSOR_FEE_RECOVERED, "EUR")) == 346
+    assert balance(chart.system(AccountKind.PROCESSOR_FEE_EXPENSE, "EUR")) == 346
+    assert ledger_differences() == []
+    assert reconciliation_differences() == []
+
+
+def test_absorbed_fees_and_a_donation_come_out_of_the_organizers_share(event) -> None:
+    from finance.fees import FeeRules
+
+    rules = FeeRules(
+        platform_rate_bp=500,
+        processor_rate_bp=290,
+        processor_fixed_cents=30,
+        platform_fee_passed_on=False,
+        processor_fee_passed_on=False,
+    )
+    snap = snapshot(unit_price_cents=2000, quantity=3, donation_cents=500, rules=rules)
+    payment = make_paid_payment(event=event, fee_snapshot=snap)
+
+    record_sale(payment)
+
+    assert snap["total_cents"] == 6500
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == snap["organizer_net_cents"]
+    assert snap["organizer_net_cents"] == 6000 - 300 - snap["processor_fee_cents"]
+    assert balance(chart.org(AccountKind.DONATIONS_PAYABLE, event.organization_id, "EUR")) == 500
+    txn = JournalTransaction.objects.get(kind="sale")
+    assert txn.data["platform_absorbed_cents"] == 300
+    assert txn.data["processor_absorbed_cents"] == snap["processor_fee_cents"]
+    assert ledger_differences() == []
+
+
+def test_a_sale_costs_three_statements_and_locks_nothing(event) -> None:
+    payment = make_paid_payment(event=event)
+    record_sale(make_paid_payment(event=event))  # the accounts exist now, as after any event's first sale
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        ledger_record_sale(**sale_kwargs(payment))
+
+    assert len(queries) <= 4, [q["sql"] for q in queries]
+    # Hot accounts are never locked or updated on a sale.
+    assert not any("FOR UPDATE" in q["sql"] or q["sql"].startswith("UPDATE") for q in queries)
+
+
+def test_the_same_sale_twice_is_one_transaction(event) -> None:
+    payment = make_paid_payment(event=event)
+    first = record_sale(payment)
+    again = record_sale(payment)
+    assert first is not None and again is not None
+    assert first.pk == again.pk
+    assert JournalTransaction.objects.count() == 1
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == 10000
+
+
+def test_the_same_key_with_other_numbers_is_refused(event) -> None:
+    payment = make_paid_payment(event=event)
+    record_sale(payment)
+    kwargs = sale_kwargs(payment)
+    kwargs["fee_snapshot"] = snapshot(unit_price_cents=4000)
+    with pytest.raises(IdempotencyConflict), transaction.atomic():
+        ledger_record_sale(**kwargs)
+    assert JournalTransaction.objects.count() == 1
+
+
+def test_a_fee_snapshot_that_does_not_add_up_is_refused(event) -> None:
+    payment = make_paid_payment(event=event)
+    kwargs = sale_kwargs(payment)
+    kwargs["fee_snapshot"] = {**kwargs["fee_snapshot"], "platform_fee_cents": 1}
+    with pytest.raises(InvalidFeeSnapshot), transaction.atomic():
+        ledger_record_sale(**kwargs)
+
+
+def test_unbalanced_or_non_positive_postings_are_refused_in_python() -> None:
+    clearing = chart.system(AccountKind.PROCESSOR_CLEARING, "EUR")
+    revenue = chart.system(AccountKind.PLATFORM_FEE_REVENUE, "EUR")
+    now = timezone.now()
+    with pytest.raises(UnbalancedTransaction):
+        ledger_post(
+            key="x1", kind="adjustment", entries=[debit(clearing, 5), credit(revenue, 4)], source=None, effective_at=now
+        )
+    with pytest.raises(UnbalancedTransaction):
+        usd = chart.system(AccountKind.PLATFORM_FEE_REVENUE, "USD")
+        ledger_post(
+            key="x2", kind="adjustment", entries=[debit(clearing, 5), credit(usd, 5)], source=None, effective_at=now
+        )
+    from finance.exceptions import InvalidPosting
+
+    with pytest.raises(InvalidPosting):
+        ledger_post(
+            key="x3", kind="adjustment", entries=[debit(clearing, 0), credit(revenue, 0)], source=None, effective_at=now
+        )
+    assert not JournalTransaction.objects.exists()
+
+
+def test_entries_and_transactions_cannot_be_changed_through_the_orm(event) -> None:
+    record_sale(make_paid_payment(event=event))
+    entry = JournalEntry.objects.first()
+    assert entry is not None
+    entry.amount_cents += 1
+    with pytest.raises(ImmutableLedger):
+        entry.save()
+    with pytest.raises(ImmutableLedger):
+        entry.delete()
+    with pytest.raises(ImmutableLedger):
+        JournalEntry.objects.filter(pk=entry.pk).update(amount_cents=1)
+    with pytest.raises(ImmutableLedger):
+        JournalTransaction.objects.all().delete()
+
+
+def test_a_reversal_nets_to_zero_and_happens_at_most_once(event) -> None:
+    txn = record_sale(make_paid_payment(event=event))
+    assert txn is not None
+
+    reversal = ledger_reverse(transaction_id=txn.pk)
+    again = ledger_reverse(transaction_id=txn.pk)
+
+    assert reversal.pk == again.pk
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == 0
+    assert balance(chart.system(AccountKind.PROCESSOR_CLEARING, "EUR")) == 0
+    with pytest.raises(AlreadyReversed):
+        ledger_reverse(transaction_id=txn.pk, key="another-reversal-key")
+    assert JournalTransaction.objects.filter(reverses=txn).count() == 1
+    assert ledger_differences() == []
+
+
+def _refund(payment, amount: int, n: int) -> Refund:
+    return Refund.objects.create(
+        organization=payment.organization,
+        payment=payment,
+        provider="sandbox",
+        amount_cents=amount,
+        currency=payment.currency,
+        idempotency_key=f"refund-{payment.pk}-{n}",
+        status=RefundStatus.SUCCEEDED,
+    )
+
+
+def _book_refund(payment, refund: Refund):
+    order = payment.order
+    return ledger_record_refund(
+        refund_id=refund.pk,
+        payment_id=payment.pk,
+        organization_id=order.organization_id,
+        event_id=order.event_id,
+        currency=order.currency,
+        amount_cents=refund.amount_cents,
+        fee_snapshot=order.fee_snapshot,
+        occurred_at=timezone.now(),
+    )
+
+
+def test_partial_refunds_that_add_up_to_the_charge_return_every_part_exactly(event) -> None:
+    payment = make_paid_payment(event=event)
+    record_sale(payment)
+    # odd amounts: each split rounds, the last one takes exactly what remains
+    for n, amount in enumerate([3333, 1, 5000, 10894 - 3333 - 1 - 5000]):
+        _book_refund(payment, _refund(payment, amount, n))
+
+    for kind in (AccountKind.PROCESSOR_CLEARING, AccountKind.PLATFORM_FEE_REVENUE, AccountKind.PROCESSOR_FEE_RECOVERED):
+        assert balance(chart.system(kind, "EUR")) == 0
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == 0
+    with pytest.raises(RefundExceedsSale):
+        _book_refund(payment, _refund(payment, 1, 99))
+    assert ledger_differences() == []
+
+
+def test_a_refund_replayed_is_booked_once_and_reconciles(event) -> None:
+    payment = make_paid_payment(event=event)
+    record_sale(payment)
+    refund = _refund(payment, 2500, 1)
+    first = _book_refund(payment, refund)
+    second = _book_refund(payment, refund)
+    assert first.pk == second.pk
+    assert reconciliation_differences() == []
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) < 10000
+
+
+def test_a_lost_chargeback_is_borne_by_the_organizer_and_a_won_one_returns(event) -> None:
+    payment = make_paid_payment(event=event)
+    record_sale(payment)
+    common = {
+        "payment_id": payment.pk,
+        "organization_id": event.organization_id,
+        "currency": "EUR",
+        "amount_cents": 10894,
+    }
+    now = timezone.now()
+    ledger_record_chargeback_opened(dispute_id="dp_1", fee_cents=1500, occurred_at=now, **common)
+    ledger_record_chargeback_closed(dispute_id="dp_1", won=False, event_id=event.pk, occurred_at=now, **common)
+
+    assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == 10000 - 10894
+    assert balance(chart.system(AccountKind.DISPUTES_OPEN, "EUR")) == 0
+    assert balance(chart.system(AccountKind.DISPUTE_FEE_EXPENSE, "EUR")) == 1500
+
+    from ticketing.exceptions import InvalidState
+
+    with pytest.raises(InvalidState):
+        ledger_record_chargeback_closed(dispute_id="dp_1", won=True, event_id=event.pk, occurred_at=now, **common)
+    assert ledger_differences() == []
+
+
+def test_a_guarded_account_refuses_to_go_negative(organization) -> None:
+    available = chart.org(AccountKind.ORG_AVAILABLE, organization.pk, "EUR")
+    transit = chart.org(AccountKind.PAYOUT_IN_TRANSIT, organization.pk, "EUR")
+    with pytest.raises(InsufficientFunds), transaction.atomic():
+        ledger_post(
+            key="p1",
+            kind="payout_initiated",
+            entries=[debit(available, 1), credit(transit, 1)],
+            source=None,
+            effective_at=timezone.now(),
+        )
+    assert not JournalTransaction.objects.exists()
+    assert not Account.objects.filter(posted_debits_cents__gt=0).exists()
+
+
+def test_verify_ledger_exits_zero_on_a_sound_ledger_and_non_zero_on_a_difference(event) -> None:
+    payment = make_paid_payment(event=event)
+    out = StringIO()
+    with pytest.raises(SystemExit) as exc:
+        call_command("verify_ledger", stdout=out, stderr=out)  # captured but not booked
+    assert exc.value.code == 1
+    assert f"payment {payment.pk}" in out.getvalue()
+
+    record_sale(payment)
+    out = StringIO()
+    call_command("verify_ledger", stdout=out)
+    assert "no differences" in out.getvalue()

@@ -1,0 +1,1 @@
+"""Finance workflows: settlement and reserve-release timers, payouts."""

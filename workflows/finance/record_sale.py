@@ -1,0 +1,29 @@
+"""RecordSale: a captured payment's journal entries (sale, fees, donation).
+
+Runs inside CompleteCheckout's transaction, so the entries commit or roll back
+with the order. Idempotent: the ledger keys the sale on the payment."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from finance.services import ledger_record_sale
+from payments.models import Payment
+from ticketing.models import Order
+
+
+def record_sale(*, order: Order, payment_id: int | None) -> None:
+    if payment_id is None:
+        return  # a free order: no money moved
+    payment = Payment.objects.filter(pk=payment_id).values("succeeded_at", "currency").first()
+    if payment is None:
+        return
+    ledger_record_sale(
+        order_id=order.pk,
+        payment_id=payment_id,
+        organization_id=order.organization_id,
+        event_id=order.event_id,
+        currency=payment["currency"],
+        fee_snapshot=order.fee_snapshot,
+        occurred_at=payment["succeeded_at"] or timezone.now(),
+    )
