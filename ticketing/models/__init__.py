@@ -3,6 +3,7 @@ from ticketing.models.audit import AuditLogEntry
 from ticketing.models.capacity_hold import CapacityHold, HoldStatus
 from ticketing.models.email_delivery import DeliveryStatus, EmailDelivery, EmailKind
 from ticketing.models.event import Event, EventStatus
+from ticketing.models.funnel import FunnelEvent, FunnelStep
 from ticketing.models.idempotency import IdempotencyRecord
 from ticketing.models.order import Order, OrderLine, OrderStatus, Ticket, TicketStatus
 from ticketing.models.organization import Membership, Organization, Role
@@ -27,6 +28,8 @@ __all__ = [
     "Event",
     "EventSigningKey",
     "EventStatus",
+    "FunnelEvent",
+    "FunnelStep",
     "HoldStatus",
     "IdempotencyRecord",
     "Membership",

@@ -1,0 +1,1 @@
+"""Analytics: the buyer funnel (track_funnel_event); aggregation builds on it."""
