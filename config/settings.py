@@ -179,6 +179,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "workflows.tasks.complete_paid_orders",
         "schedule": 30.0,
     },
+    "workflows-record-missing-chargebacks": {
+        "task": "workflows.tasks.record_missing_chargebacks",
+        "schedule": 300.0,
+    },
     "workflows-relay-outbox": {
         "task": "workflows.tasks.relay_outbox",
         "schedule": 5.0,

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from payments.models import Payment, PaymentSession, Refund, WebhookEvent
+from payments.models import Dispute, Payment, PaymentSession, Refund, WebhookEvent
 from ticketing.admin.tenant import ReadOnlyTenantAdmin
 
 PAYMENT_VIEW_ROLES = frozenset({"owner", "manager", "finance"})
@@ -72,6 +72,23 @@ class RefundAdmin(PaymentsReadOnlyAdmin):
     list_display = ["id", "payment", "amount_cents", "currency", "status", "provider_refund_id", "created_at"]
     list_filter = ["status", "provider"]
     search_fields = ["provider_refund_id", "idempotency_key", "payment__order__code"]
+    list_select_related = ["payment"]
+
+
+@admin.register(Dispute)
+class DisputeAdmin(PaymentsReadOnlyAdmin):
+    list_display = [
+        "id",
+        "payment",
+        "provider_dispute_id",
+        "status",
+        "amount_cents",
+        "fee_cents",
+        "currency",
+        "opened_at",
+    ]
+    list_filter = ["status", "provider"]
+    search_fields = ["provider_dispute_id", "payment__provider_payment_id", "payment__order__code"]
     list_select_related = ["payment"]
 
 

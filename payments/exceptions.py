@@ -137,3 +137,10 @@ class RefundExceedsCaptured(DomainError):
 class SandboxSessionNotFound(NotFound):
     code = "sandbox_session_not_found"
     message = "This sandbox payment page does not exist."
+
+
+class DisputeMismatch(WebhookMismatch):
+    """A dispute whose amount, currency or payment state cannot be right."""
+
+    code = "dispute_mismatch"
+    message = "The dispute does not match the payment it refers to."

@@ -17,6 +17,9 @@ Keyword arguments:
   refund_succeeded / refund_failed:
     refund_id, payment_id, order_id, organization_id, provider, amount_cents,
     currency, payment_status (after the refund), refunded_cents (total so far).
+  dispute_changed (a dispute was opened, won or lost):
+    dispute_id, payment_id, order_id, organization_id, provider, status
+    (open, won, lost), amount_cents, fee_cents, currency.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ payment_failed = Signal()
 payment_cancelled = Signal()
 refund_succeeded = Signal()
 refund_failed = Signal()
+dispute_changed = Signal()
 
 
 def send_after_commit(signal: Signal, *, sender: type, **kwargs: Any) -> None:

@@ -2,7 +2,9 @@
 
 No oversell: sold + held never exceeds a ticket type's capacity, and the
 counters agree with the holds and tickets behind them; a seat is held or sold
-by at most one order.
+by at most one order. A refund puts its tickets' units and seats back on
+sale: a refunded general-admission ticket is one unit less sold, and a
+refunded seat no longer belongs to the hold that first sold it.
 """
 
 from __future__ import annotations
@@ -28,14 +30,21 @@ def inventory_problems() -> list[str]:
         .annotate(n=Sum("quantity"))
         .values_list("ticket_type_id", "n")
     )
+    returned = dict(
+        Ticket.objects.filter(status=TicketStatus.REFUNDED, seat__isnull=True)
+        .values("ticket_type_id")
+        .annotate(n=Count("id"))
+        .values_list("ticket_type_id", "n")
+    )
     for tt in TicketType.objects.all():
         if tt.sold + tt.held > tt.capacity:
             problems.append(f"ticket type {tt.pk} oversold: sold {tt.sold} + held {tt.held} > capacity {tt.capacity}")
         if tt.kind == TicketKind.GENERAL_ADMISSION:
             if tt.held != active_held.get(tt.pk, 0):
                 problems.append(f"ticket type {tt.pk}: held {tt.held} != active holds {active_held.get(tt.pk, 0)}")
-            if tt.sold != converted.get(tt.pk, 0):
-                problems.append(f"ticket type {tt.pk}: sold {tt.sold} != converted holds {converted.get(tt.pk, 0)}")
+            sold = converted.get(tt.pk, 0) - returned.get(tt.pk, 0)
+            if tt.sold != sold:
+                problems.append(f"ticket type {tt.pk}: sold {tt.sold} != converted holds - refunded tickets {sold}")
 
     # A seat is sold by at most one valid ticket and held by at most one hold.
     for seat_id, n in (
@@ -53,9 +62,12 @@ def inventory_problems() -> list[str]:
             problems.append(f"seat {seat.pk} is held without a hold")
         elif hold_status.get(seat.hold_id) != SeatHoldStatus.ACTIVE:
             problems.append(f"seat {seat.pk} is held by hold {seat.hold_id}, which is {hold_status.get(seat.hold_id)}")
+    refunded_seats = set(
+        Ticket.objects.filter(status=TicketStatus.REFUNDED, seat__isnull=False).values_list("seat_id", "order__code")
+    )
     for hold in SeatHold.objects.filter(status=SeatHoldStatus.CONVERTED):
         for seat_id in hold.seat_ids:
-            if owned.get(seat_id) != hold.pk:
+            if owned.get(seat_id) != hold.pk and (seat_id, hold.reference) not in refunded_seats:
                 problems.append(f"converted hold {hold.pk} does not own seat {seat_id}")
     sold_seats = Seat.objects.filter(status=SeatStatus.SOLD)
     for seat in sold_seats.only("id", "hold_id"):

@@ -98,3 +98,46 @@ class CapacityHoldLost(DomainError):
     code = "hold_expired"
     message = "Your reservation expired and was released."
     status = 410
+
+
+# --- orders and tickets after the sale (refund, transfer, revoke) -------------------
+
+
+class OrderNotPaid(InvalidState):
+    code = "order_not_paid"
+    message = "Only a paid order can be refunded."
+
+
+class TicketNotFound(NotFound):
+    code = "ticket_not_found"
+    message = "This ticket does not exist."
+
+
+class TicketNotInOrder(DomainError):
+    code = "ticket_not_in_order"
+    message = "This ticket does not belong to the order."
+    status = 400
+
+
+class TicketAlreadyRefunded(InvalidState):
+    code = "ticket_already_refunded"
+    message = "This ticket has already been refunded."
+
+
+class TicketNotValid(InvalidState):
+    """Revoked (or refunded) tickets cannot be refunded, transferred or revoked again."""
+
+    code = "ticket_not_valid"
+    message = "This ticket is no longer valid."
+
+
+class NothingToRefund(InvalidState):
+    code = "nothing_to_refund"
+    message = "There is nothing left to refund on this order."
+
+
+class RefundInProgress(InvalidState):
+    """Another refund of the same tickets (or of the whole order) is on its way."""
+
+    code = "refund_in_progress"
+    message = "A refund of these tickets is already in progress."

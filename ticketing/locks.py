@@ -1,7 +1,10 @@
 """Row-lock helpers, shared by every domain.
 
-Lock order, everywhere: event -> ticket type -> capacity hold -> seats (by id)
--> seat hold -> order -> payment. A lock that cannot be taken within
+Lock order, everywhere: event -> order -> seats (by id) -> seat hold ->
+ticket type -> capacity hold -> payment session -> payment. The ticket type is
+the hot row of a rush, so it comes last and is held only until commit; it is
+locked FOR NO KEY UPDATE so rows that reference it (tickets, holds) can still
+be inserted. A lock that cannot be taken within
 settings.LOCK_TIMEOUT_MS becomes `Busy` ("try again") instead of a hung request.
 """
 

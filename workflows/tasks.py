@@ -44,3 +44,11 @@ def complete_paid_orders() -> int:
     from workflows.payments.process_payment import complete_paid_orders as sweep
 
     return sweep()
+
+
+@shared_task(name="workflows.tasks.record_missing_chargebacks", acks_late=True, ignore_result=True)
+def record_missing_chargebacks() -> int:
+    """Beat: disputes whose ledger entries were lost with an announcement are booked."""
+    from workflows.payments.chargebacks import chargebacks_record_missing
+
+    return chargebacks_record_missing()

@@ -34,6 +34,10 @@ def new_sandbox_refund_id() -> str:
     return _token("sbx_re_")
 
 
+def new_sandbox_dispute_id() -> str:
+    return _token("sbx_dp_")
+
+
 def new_sandbox_payout_id() -> str:
     return _token("sbx_po_")
 
@@ -84,10 +88,32 @@ class SandboxRefund(models.Model):
     session = models.ForeignKey(SandboxSession, on_delete=models.CASCADE, related_name="refunds")
     amount_cents = models.PositiveIntegerField()
     idempotency_key = models.CharField(max_length=255, unique=True)
+    # Set when the sandbox was told to confirm refunds later (settings.
+    # SANDBOX_REFUND_DELAY_SECONDS): the refund is pending until then and a
+    # refund.succeeded webhook is due at that time.
+    settles_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.refund_id
+
+
+class SandboxDispute(models.Model):
+    """A card dispute raised against a sandbox payment (by a test or support
+    tooling, as a card issuer would). Opening and closing it record the
+    dispute webhooks in the same transaction."""
+
+    dispute_id = models.CharField(max_length=64, unique=True, default=new_sandbox_dispute_id, editable=False)
+    session = models.ForeignKey(SandboxSession, on_delete=models.CASCADE, related_name="disputes")
+    amount_cents = models.PositiveIntegerField()
+    fee_cents = models.PositiveIntegerField(default=0)
+    reason = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, default="open")  # open, won, lost
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.dispute_id
 
 
 class SandboxPayout(models.Model):

@@ -8,7 +8,7 @@ from ticketing.tenancy import TenantQuerySet
 
 class WebhookOutcome(models.TextChoices):
     RECEIVED = "received", "Received"  # stored, not yet applied (only ever seen inside the transaction)
-    PROCESSED = "processed", "Processed"  # it changed a payment or refund
+    PROCESSED = "processed", "Processed"  # it changed a payment, refund or dispute
     NO_CHANGE = "no_change", "No change"  # matched, but the state was already there (or newer)
     IGNORED = "ignored", "Ignored"  # an event type we do not act on
     REJECTED = "rejected", "Rejected"  # verified, but it does not match our records
@@ -40,6 +40,9 @@ class WebhookEvent(models.Model):
     )
     refund = models.ForeignKey(
         "payments.Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
+    )
+    dispute = models.ForeignKey(
+        "payments.Dispute", null=True, blank=True, on_delete=models.PROTECT, related_name="webhook_events"
     )
     outcome = models.CharField(max_length=20, choices=WebhookOutcome.choices, default=WebhookOutcome.RECEIVED)
     error = models.JSONField(null=True, blank=True)

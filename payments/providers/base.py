@@ -44,6 +44,9 @@ class EventKind(enum.StrEnum):
     PAYMENT_CANCELLED = "payment_cancelled"
     REFUND_SUCCEEDED = "refund_succeeded"
     REFUND_FAILED = "refund_failed"
+    DISPUTE_OPENED = "dispute_opened"
+    DISPUTE_WON = "dispute_won"
+    DISPUTE_LOST = "dispute_lost"
     IGNORED = "ignored"  # verified, but nothing we act on
 
     @property
@@ -53,6 +56,10 @@ class EventKind(enum.StrEnum):
     @property
     def is_refund(self) -> bool:
         return self.value.startswith("refund_")
+
+    @property
+    def is_dispute(self) -> bool:
+        return self.value.startswith("dispute_")
 
 
 class RefundOutcome(enum.StrEnum):
@@ -113,11 +120,14 @@ class NormalizedEvent:
     session_reference: str = ""
     provider_payment_id: str = ""
     provider_refund_id: str = ""
+    provider_dispute_id: str = ""
     amount_cents: int | None = None
+    fee_cents: int | None = None  # a dispute's fee, when the provider states it
     currency: str = ""
     order_reference: str = ""
     failure_code: str = ""
     failure_message: str = ""
+    reason: str = ""  # a dispute's reason, as the provider names it
     extra: dict[str, Any] = field(default_factory=dict)
 
 

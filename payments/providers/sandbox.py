@@ -40,6 +40,9 @@ EVENT_KINDS: dict[str, EventKind] = {
     "payment.cancelled": EventKind.PAYMENT_CANCELLED,
     "refund.succeeded": EventKind.REFUND_SUCCEEDED,
     "refund.failed": EventKind.REFUND_FAILED,
+    "dispute.opened": EventKind.DISPUTE_OPENED,
+    "dispute.won": EventKind.DISPUTE_WON,
+    "dispute.lost": EventKind.DISPUTE_LOST,
 }
 
 
@@ -104,7 +107,11 @@ class SandboxProvider(PaymentProvider):
             currency=currency,
             idempotency_key=idempotency_key,
         )
-        # Sandbox refunds settle at once, so no refund webhook is needed.
+        # Sandbox refunds settle at once (no webhook needed) unless the sandbox
+        # is set to confirm them later (settings.SANDBOX_REFUND_DELAY_SECONDS):
+        # then they are pending and a refund.succeeded webhook follows.
+        if refund.settles_at is not None:
+            return RefundResult(provider_refund_id=refund.refund_id, outcome=RefundOutcome.PENDING)
         return RefundResult(provider_refund_id=refund.refund_id, outcome=RefundOutcome.SUCCEEDED)
 
     def payout(self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> str:
@@ -148,8 +155,11 @@ class SandboxProvider(PaymentProvider):
             session_reference=_str(data, "session_reference"),
             provider_payment_id=_str(data, "payment_id"),
             provider_refund_id=_str(data, "refund_id"),
+            provider_dispute_id=_str(data, "dispute_id"),
             amount_cents=_amount(data, "amount_cents"),
+            fee_cents=_amount(data, "fee_cents"),
             currency=_str(data, "currency").upper(),
             order_reference=_str(data, "order_reference"),
             failure_code=_str(data, "failure_code"),
+            reason=_str(data, "reason"),
         )

@@ -56,6 +56,24 @@ CHECKOUT_EVENT_KINDS: dict[str, EventKind] = {
     "checkout.session.expired": EventKind.PAYMENT_CANCELLED,
 }
 REFUND_EVENT_TYPES = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+# A dispute opens with charge.dispute.created and ends with charge.dispute.closed,
+# whose status says won or lost (warning_closed, an inquiry that never became a
+# dispute, moves no money and is ignored).
+DISPUTE_CLOSED_KINDS: dict[str, EventKind] = {"won": EventKind.DISPUTE_WON, "lost": EventKind.DISPUTE_LOST}
+
+
+def _dispute_fee(obj: Mapping[str, Any]) -> int | None:
+    """Stripe charges its dispute fee in the dispute's balance transactions."""
+    transactions = obj.get("balance_transactions")
+    if not isinstance(transactions, list):
+        return None
+    fees: list[int] = []
+    for item in transactions:
+        fee = item.get("fee") if isinstance(item, Mapping) else None
+        if isinstance(fee, bool) or not isinstance(fee, int):
+            raise WebhookMalformed(detail={"field": "balance_transactions.fee"})
+        fees.append(fee)
+    return sum(fee for fee in fees if fee > 0)
 
 
 def _translate(exc: stripe.StripeError) -> ProviderRejected | ProviderUnavailable:
@@ -273,6 +291,18 @@ class StripeProvider(PaymentProvider):
                 kind=kind,
                 provider_refund_id=str(obj.get("id") or ""),
                 failure_code=str(obj.get("failure_reason") or ""),
+                **common,
+            )
+        if event_type in ("charge.dispute.created", "charge.dispute.closed"):
+            if event_type == "charge.dispute.created":
+                kind = EventKind.DISPUTE_OPENED
+            else:
+                kind = DISPUTE_CLOSED_KINDS.get(str(obj.get("status")), EventKind.IGNORED)
+            return NormalizedEvent(
+                kind=kind,
+                provider_dispute_id=str(obj.get("id") or ""),
+                fee_cents=_dispute_fee(obj),
+                reason=str(obj.get("reason") or "")[:100],
                 **common,
             )
         return NormalizedEvent(kind=EventKind.IGNORED, **common)

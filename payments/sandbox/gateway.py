@@ -9,6 +9,11 @@ Test cards decide what a charge does:
 Any other number is refused as a form error and changes nothing. Like a real
 hosted checkout, a declined card leaves the session open for another try.
 
+Refunds settle at once, or, with settings.SANDBOX_REFUND_DELAY_SECONDS > 0,
+are pending until then and confirmed by a refund.succeeded webhook. Disputes
+(sandbox_dispute_open / sandbox_dispute_close) stand in for a card issuer:
+they send dispute.opened and dispute.won / dispute.lost webhooks.
+
 Every state change locks the sandbox session row and records its webhooks in
 the same transaction (see payments.sandbox.webhooks).
 """
@@ -24,11 +29,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from payments.exceptions import ProviderRejected, SandboxSessionNotFound
-from payments.models import SandboxPayout, SandboxRefund, SandboxSession, SandboxSessionStatus
+from payments.models import SandboxDispute, SandboxPayout, SandboxRefund, SandboxSession, SandboxSessionStatus
 from payments.providers.base import ProviderStatus, SessionRequest, SessionStatus
 from payments.sandbox.webhooks import event_data, sandbox_webhook_record
 
 DEFAULT_DELAYED_CONFIRMATION_SECONDS = 20
+# What the sandbox's "processor" charges for a dispute (Stripe: 15.00 in EUR).
+DEFAULT_DISPUTE_FEE_CENTS = 1500
 
 
 class ChargeOutcome(enum.StrEnum):
@@ -64,6 +71,10 @@ class ChargeResult:
     session: SandboxSession
     message: str = ""
     failure_code: str = ""
+
+
+def refund_delay_seconds() -> int:
+    return int(getattr(settings, "SANDBOX_REFUND_DELAY_SECONDS", 0))
 
 
 def delayed_confirmation_seconds() -> int:
@@ -235,11 +246,23 @@ def sandbox_refund(*, payment_id: str, amount_cents: int, currency: str, idempot
                         "The refund exceeds the refundable amount.",
                         detail={"refundable_cents": session.amount_cents - session.refunded_cents},
                     )
+                if session.disputes.exclude(status="won").exists():
+                    raise ProviderRejected("A disputed payment cannot be refunded.", detail={"payment_id": payment_id})
                 session.refunded_cents += amount_cents
                 session.save(update_fields=["refunded_cents", "updated_at"])
-                return SandboxRefund.objects.create(
-                    session=session, amount_cents=amount_cents, idempotency_key=idempotency_key
+                delay = refund_delay_seconds()
+                settles_at = timezone.now() + timedelta(seconds=delay) if delay > 0 else None
+                refund = SandboxRefund.objects.create(
+                    session=session, amount_cents=amount_cents, idempotency_key=idempotency_key, settles_at=settles_at
                 )
+                if settles_at is not None:
+                    sandbox_webhook_record(
+                        session=session,
+                        event_type="refund.succeeded",
+                        data=_refund_data(refund, session),
+                        due_at=settles_at,
+                    )
+                return refund
         except IntegrityError:
             refund = SandboxRefund.objects.select_related("session").get(idempotency_key=idempotency_key)
     if refund.session.payment_id != payment_id or refund.amount_cents != amount_cents:
@@ -247,6 +270,66 @@ def sandbox_refund(*, payment_id: str, amount_cents: int, currency: str, idempot
             "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
         )
     return refund
+
+
+def _refund_data(refund: SandboxRefund, session: SandboxSession) -> dict[str, object]:
+    return {
+        "refund_id": refund.refund_id,
+        "payment_id": session.payment_id,
+        "amount_cents": refund.amount_cents,
+        "currency": session.currency,
+    }
+
+
+def _dispute_data(dispute: SandboxDispute, session: SandboxSession) -> dict[str, object]:
+    return {
+        "dispute_id": dispute.dispute_id,
+        "payment_id": session.payment_id,
+        "amount_cents": dispute.amount_cents,
+        "fee_cents": dispute.fee_cents,
+        "currency": session.currency,
+        "reason": dispute.reason,
+        "order_reference": session.order_reference,
+    }
+
+
+def sandbox_dispute_open(
+    *,
+    payment_id: str,
+    amount_cents: int | None = None,
+    fee_cents: int = DEFAULT_DISPUTE_FEE_CENTS,
+    reason: str = "fraudulent",
+) -> SandboxDispute:
+    """A card issuer disputes a sandbox payment (all of it by default):
+    records the dispute and its dispute.opened webhook in one transaction."""
+    with transaction.atomic():
+        session = SandboxSession.objects.select_for_update().filter(payment_id=payment_id).first()
+        if session is None:
+            raise ProviderRejected("No such sandbox payment.", detail={"payment_id": payment_id})
+        amount = session.amount_cents if amount_cents is None else amount_cents
+        if amount <= 0 or amount > session.amount_cents:
+            raise ProviderRejected("A dispute is for part or all of the payment.", detail={"amount_cents": amount})
+        dispute = SandboxDispute.objects.create(
+            session=session, amount_cents=amount, fee_cents=fee_cents, reason=reason
+        )
+        sandbox_webhook_record(session=session, event_type="dispute.opened", data=_dispute_data(dispute, session))
+        return dispute
+
+
+def sandbox_dispute_close(*, dispute_id: str, won: bool) -> SandboxDispute:
+    """The issuer decides: records dispute.won or dispute.lost (once)."""
+    with transaction.atomic():
+        dispute = SandboxDispute.objects.select_for_update().select_related("session").get(dispute_id=dispute_id)
+        if dispute.status != "open":
+            return dispute
+        dispute.status = "won" if won else "lost"
+        dispute.save(update_fields=["status", "updated_at"])
+        sandbox_webhook_record(
+            session=dispute.session,
+            event_type=f"dispute.{dispute.status}",
+            data=_dispute_data(dispute, dispute.session),
+        )
+        return dispute
 
 
 def sandbox_payout(*, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> SandboxPayout:

@@ -1,5 +1,6 @@
 """The payments domain's write services; import them from here."""
 
+from payments.services.disputes import dispute_close, dispute_open
 from payments.services.payments import (
     payment_apply_provider_status,
     payment_mark_cancelled,
@@ -14,6 +15,8 @@ from payments.services.sessions import payment_session_create, payment_session_e
 from payments.services.webhooks import webhook_receive
 
 __all__ = [
+    "dispute_close",
+    "dispute_open",
     "payment_apply_provider_status",
     "payment_mark_cancelled",
     "payment_mark_failed",

@@ -7,7 +7,7 @@ Webhooks arrive late, repeated and out of order. webhook_receive:
      (provider, provider_event_id) makes a replay a no-op, and a concurrent
      duplicate waits on the unique index until the first commits, then finds
      its row;
-  3. matches the event to our session (or refund) and checks amount, currency
+  3. matches the event to our session (refund, or disputed payment) and checks amount, currency
      and order reference; a mismatch keeps the row as REJECTED and changes
      nothing else;
   4. applies the change through the idempotent payment/refund services, which
@@ -25,9 +25,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from payments.exceptions import WebhookMismatch, WebhookUnknownSession
-from payments.models import PaymentSession, Refund, WebhookEvent, WebhookOutcome
+from payments.models import Dispute, Payment, PaymentSession, Refund, WebhookEvent, WebhookOutcome
 from payments.providers import get_provider
 from payments.providers.base import EventKind, NormalizedEvent
+from payments.services.disputes import dispute_close, dispute_open
 from payments.services.payments import (
     payment_mark_cancelled,
     payment_mark_failed,
@@ -168,6 +169,49 @@ def _apply_refund_event(*, row: WebhookEvent, provider: str, event: NormalizedEv
     return refund_mark_failed(refund_id=refund.pk, failure_code=event.failure_code, reason=reason)[1]
 
 
+def _apply_dispute_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool:
+    """Open or close a dispute. A closing event for a dispute we never heard
+    of (the opening one is late) opens it first, so any order of delivery
+    ends in the same state."""
+    if not event.provider_dispute_id:
+        raise WebhookMismatch(detail={"provider_dispute_id": {"received": None}})
+    reason = f"{provider} webhook {event.event_type} ({event.provider_event_id})"
+    dispute = Dispute.objects.filter(provider=provider, provider_dispute_id=event.provider_dispute_id).first()
+    changed = False
+    if dispute is None:
+        payment = None
+        if event.provider_payment_id:
+            payment = Payment.objects.filter(provider=provider, provider_payment_id=event.provider_payment_id).first()
+        if payment is None:
+            raise WebhookUnknownSession(
+                "The webhook refers to a payment we do not know.",
+                detail={"provider_payment_id": event.provider_payment_id},
+            )
+        if event.amount_cents is None:
+            raise WebhookMismatch(detail={"amount_cents": {"received": None}})
+        dispute, changed = dispute_open(
+            payment_id=payment.pk,
+            provider_dispute_id=event.provider_dispute_id,
+            amount_cents=event.amount_cents,
+            currency=event.currency or payment.currency,
+            fee_cents=event.fee_cents or 0,
+            dispute_reason=event.reason,
+            reason=reason,
+        )
+    else:
+        problems = _mismatches(
+            expected={"amount_cents": dispute.amount_cents, "currency": dispute.currency}, event=event, required=False
+        )
+        if problems:
+            raise WebhookMismatch(detail=problems)
+    row.organization_id, row.payment_id, row.dispute = dispute.organization_id, dispute.payment_id, dispute
+    if event.kind in (EventKind.DISPUTE_WON, EventKind.DISPUTE_LOST):
+        changed = (
+            dispute_close(dispute_id=dispute.pk, won=event.kind == EventKind.DISPUTE_WON, reason=reason)[1] or changed
+        )
+    return changed
+
+
 def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
     """Verify and apply one webhook delivery; see the module docstring.
 
@@ -197,6 +241,8 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
                     changed = _apply_payment_event(row=row, provider=provider, event=event)
                 elif event.kind.is_refund:
                     changed = _apply_refund_event(row=row, provider=provider, event=event)
+                elif event.kind.is_dispute:
+                    changed = _apply_dispute_event(row=row, provider=provider, event=event)
                 else:
                     changed = None
                 if changed is not None:
@@ -205,7 +251,7 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
             rejection = exc
             row.outcome = WebhookOutcome.REJECTED
             row.error = exc.as_dict()
-            row.organization_id = row.session_id = row.payment_id = row.refund_id = None
+            row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
         row.processed_at = timezone.now()
         row.save()
         row.refresh_from_db(fields=["delivery_count"])

@@ -1,4 +1,4 @@
-"""Seat holds: create, release, finalize (sell), extend, expire.
+"""Seat holds: create, release, finalize (sell), extend, expire; return sold seats.
 
 Holding is a compare-and-set on exactly the chosen seat rows, all or nothing:
 the seats are locked (`FOR NO KEY UPDATE OF seating_seat`) in ascending id
@@ -48,7 +48,7 @@ from seating.models import Seat, SeatHold, SeatHoldStatus, SeatStatus
 from seating.selectors import hold_is_live, seat_effective_status, seat_map_invalidate
 from ticketing.exceptions import Busy, InvalidInput
 from ticketing.locks import lock_timeout
-from ticketing.models import AuditLogEntry
+from ticketing.models import AuditLogEntry, Ticket, TicketStatus
 
 logger = logging.getLogger(__name__)
 
@@ -419,6 +419,46 @@ def seat_hold_extend(
         SeatHold.objects.filter(pk=hold.pk).update(expires_at=until)
         hold.expires_at = until
         return hold
+
+
+def seat_return(*, seat_ids: Sequence[int], by: Any = None, reason: str = "") -> list[int]:
+    """Put sold seats back on sale (their tickets were refunded): sold -> free.
+
+    Locks the seats in id order (FOR NO KEY UPDATE), like every function
+    here; no hold is locked (the converted hold that sold them stays as it
+    was, for the record). Only seats that are sold and no longer carry a
+    valid ticket are freed, so a repeated call, or a call for a seat that was
+    meanwhile sold to someone else, changes nothing. Returns the freed ids,
+    sorted; audits them and drops the cached seat map after commit."""
+    ids = sorted(set(seat_ids))
+    if not ids:
+        return []
+    with transaction.atomic(), lock_timeout():
+        seats = _lock_seats(ids)
+        sold = [s for s in seats if s["status"] == SeatStatus.SOLD]
+        ticketed = set(
+            Ticket.objects.filter(seat_id__in=[s["id"] for s in sold], status=TicketStatus.VALID).values_list(
+                "seat_id", flat=True
+            )
+        )
+        freed = [s for s in sold if s["id"] not in ticketed]
+        if not freed:
+            return []
+        freed_ids = [s["id"] for s in freed]
+        Seat.objects.filter(pk__in=freed_ids, status=SeatStatus.SOLD).update(status=SeatStatus.FREE, hold=None)
+        for organization_id in sorted({s["organization_id"] for s in freed}):
+            _audit_seats(
+                seat_ids=[s["id"] for s in freed if s["organization_id"] == organization_id],
+                organization_id=organization_id,
+                source=SeatStatus.SOLD,
+                target=SeatStatus.FREE,
+                transition="return",
+                by=by,
+                reason=reason or "ticket refunded",
+            )
+        for event_id in sorted({s["event_id"] for s in freed}):
+            seat_map_invalidate(event_id=event_id)
+        return freed_ids
 
 
 def _expire_hold(*, hold_id: int, now: datetime) -> bool:

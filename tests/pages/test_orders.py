@@ -182,3 +182,19 @@ def test_the_whole_funnel_is_recorded_once_per_order(client, ga):
     steps = list(FunnelEvent.objects.filter(event_id=ga.event_id).order_by("id").values_list("step", "quantity"))
     assert steps == [("event_viewed", 0), ("checkout_started", 2), ("payment_started", 0), ("paid", 2)]
     assert TicketType.objects.get(pk=ga.pk).sold == 2
+
+
+def test_a_transferred_ticket_is_no_longer_shown_to_the_buyer(client, ga):
+    from workflows.ticketing.transfer_ticket import transfer_ticket
+
+    order = _paid_ga(ga, quantity=2)
+    given, kept = Ticket.objects.filter(order=order).order_by("id")
+    transfer_ticket(ticket_id=given.pk, holder_name="Grace Hopper", holder_email="grace@example.com")
+    given.refresh_from_db()
+
+    page = client.get(f"/orders/{order.code}/").content.decode()
+
+    assert page.count('<svg role="img" aria-label="Ticket Standing"') == 1
+    assert "Transferred to Grace Hopper" in page
+    assert f'href="/tickets/{given.code}/"' not in page
+    assert f'href="/tickets/{kept.code}/"' in page

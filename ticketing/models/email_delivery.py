@@ -10,6 +10,7 @@ class EmailKind(models.TextChoices):
     ORDER_CANCELLED = "order_cancelled", "Order cancelled"
     LATE_PAYMENT_REFUNDED = "late_payment_refunded", "Late payment refunded"
     REFUND = "refund", "Refund"
+    TICKET_TRANSFERRED = "ticket_transferred", "Ticket transferred to you"
 
 
 class DeliveryStatus(models.TextChoices):

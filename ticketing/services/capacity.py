@@ -1,4 +1,4 @@
-"""General-admission capacity: reserve, release, convert, expire.
+"""General-admission capacity: reserve, release, convert, expire, return.
 
 No oversell, without a global lock: a reservation is one conditional UPDATE
 of the ticket type's counters (`held += n WHERE sold + held + n <= capacity`),
@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from ticketing.exceptions import CapacityHoldLost, SoldOut, TicketTypeNotFound
+from ticketing.exceptions import CapacityHoldLost, InvalidQuantity, InvalidState, SoldOut, TicketTypeNotFound
 from ticketing.locks import lock_timeout
 from ticketing.models import CapacityHold, HoldStatus, TicketType
 
@@ -136,6 +136,29 @@ def capacity_retake(*, hold_id: int, now: datetime | None = None) -> bool:
             return False
         CapacityHold.objects.filter(pk=hold_id).update(status=HoldStatus.CONVERTED, closed_at=now)
         return True
+
+
+def capacity_return(*, ticket_type_id: int, quantity: int) -> None:
+    """Put `quantity` sold units back on sale (their tickets were refunded).
+
+    One conditional UPDATE (`sold -= n WHERE sold >= n`) under the ticket
+    type's row lock (FOR NO KEY UPDATE, as everywhere in this module). Not
+    idempotent by itself: call it in the transaction that marks the tickets
+    refunded, for the tickets that this transaction changed, so a unit comes
+    back exactly once per refunded ticket. Raises InvalidState if fewer units
+    are sold than returned (nothing changes)."""
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise InvalidQuantity(detail={"quantity": quantity})
+    with transaction.atomic(), lock_timeout():
+        locked = TicketType.objects.select_for_update(no_key=True).filter(pk=ticket_type_id).values_list("pk").first()
+        if locked is None:
+            raise TicketTypeNotFound()
+        returned = TicketType.objects.filter(pk=ticket_type_id, sold__gte=quantity).update(sold=F("sold") - quantity)
+        if not returned:
+            raise InvalidState(
+                "More units would be returned than were sold.",
+                detail={"ticket_type": ticket_type_id, "quantity": quantity},
+            )
 
 
 def capacity_expire_holds(*, ticket_type_id: int, now: datetime | None = None) -> int:

@@ -35,13 +35,19 @@ _SUBJECTS: dict[str, str] = {
     EmailKind.ORDER_CANCELLED: "Your order for {event} was cancelled",
     EmailKind.LATE_PAYMENT_REFUNDED: "Your payment for {event} was refunded",
     EmailKind.REFUND: "Your refund for {event}",
+    EmailKind.TICKET_TRANSFERRED: "A ticket for {event} was transferred to you",
 }
+# Kinds that carry QR codes. A delivery whose context names `ticket_ids`
+# carries only those tickets (a transferred ticket goes to its new holder
+# alone, never the rest of the buyer's order).
+_WITH_CODES = frozenset({EmailKind.TICKETS, EmailKind.TICKET_TRANSFERRED})
 
 
 def email_delivery_record(
-    *, order: Order, kind: str, dedup_key: str, context: dict[str, Any] | None = None
+    *, order: Order, kind: str, dedup_key: str, context: dict[str, Any] | None = None, to_email: str = ""
 ) -> EmailDelivery:
-    """Record an e-mail to the buyer in the caller's transaction; idempotent on `dedup_key`."""
+    """Record an e-mail to the buyer (or to `to_email`, e.g. a ticket's new
+    holder) in the caller's transaction; idempotent on `dedup_key`."""
     assert transaction.get_connection().in_atomic_block, "record the e-mail in the transaction that causes it"
     try:
         with transaction.atomic():
@@ -49,7 +55,7 @@ def email_delivery_record(
                 organization_id=order.organization_id,
                 order=order,
                 kind=kind,
-                to_email=order.buyer_email,
+                to_email=to_email or order.buyer_email,
                 dedup_key=dedup_key,
                 context=context or {},
             )
@@ -69,12 +75,11 @@ def _claim(*, delivery_id: int, now: datetime) -> bool:
 
 def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     order = Order.objects.select_related("event").get(pk=delivery.order_id)
-    tickets = list(
-        Ticket.objects.filter(order=order, status=TicketStatus.VALID)
-        .select_related("ticket_type", "seat")
-        .order_by("id")
-    )
-    codes = {t.pk: ticket_code_for(ticket=t) for t in tickets} if delivery.kind == EmailKind.TICKETS else {}
+    selected = Ticket.objects.filter(order=order, status=TicketStatus.VALID)
+    if "ticket_ids" in delivery.context:
+        selected = selected.filter(pk__in=delivery.context["ticket_ids"])
+    tickets = list(selected.select_related("ticket_type", "seat").order_by("id"))
+    codes = {t.pk: ticket_code_for(ticket=t) for t in tickets} if delivery.kind in _WITH_CODES else {}
     context = {
         "order": order,
         "event": order.event,
@@ -92,6 +97,8 @@ def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     message.extra_headers["Message-ID"] = f"<delivery-{delivery.pk}@{settings.DEFAULT_FROM_EMAIL.split('@')[-1]}>"
     message.mixed_subtype = "related"  # type: ignore[attr-defined]  # inline images; missing from the stubs
     for ticket in tickets:
+        if ticket.pk not in codes:
+            continue  # e-mails without codes (a refund) attach no images
         png = segno.make(codes[ticket.pk], error="m").png_data_uri(scale=5)
         image = MIMEImage(_data_uri_bytes(png), "png")
         image.add_header("Content-ID", f"<ticket-{ticket.pk}>")

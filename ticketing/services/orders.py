@@ -1,4 +1,4 @@
-"""Orders: create pending, mark paid, expire, cancel.
+"""Orders: create pending, mark paid, expire, cancel, mark refunded.
 
 Each state change locks the order row, re-checks its state (returning early
 when the change is already done, so retried workflow steps are harmless),
@@ -121,4 +121,24 @@ def order_cancel(*, order_id: int, by: Any = None, reason: str = "") -> tuple[Or
         done=frozenset({OrderStatus.CANCELLED, OrderStatus.EXPIRED}),
         apply=lambda o: o.cancel(by=by, reason=reason),
         verb="cancelled",
+    )
+
+
+def order_mark_refunded(*, order_id: int, full: bool, by: Any = None, reason: str = "") -> tuple[Order, bool]:
+    """After a refund: the order is refunded (`full`: nothing is left to refund)
+    or partially refunded. A partial refund of a partially refunded order is a
+    change of amount, not of state (no audit row). Raises InvalidState for an
+    order that was never paid."""
+    if full:
+        return _transition(
+            order_id=order_id,
+            done=frozenset({OrderStatus.REFUNDED}),
+            apply=lambda o: o.refund(by=by, reason=reason),
+            verb="refunded",
+        )
+    return _transition(
+        order_id=order_id,
+        done=frozenset(),
+        apply=lambda o: o.refund_partially(by=by, reason=reason),
+        verb="partially refunded",
     )

@@ -45,8 +45,12 @@ def _tickets_with_codes(order: Order) -> list[dict[str, Any]]:
     rows = []
     for ticket in tickets:
         ticket.event = order.event  # already loaded; the code needs it
-        code = ticket_code_sign(ticket=ticket, key=key) if key and ticket.status == TicketStatus.VALID else ""
-        rows.append({"ticket": ticket, "code": code, "label": _ticket_label(ticket)})
+        # A ticket transferred to someone else is theirs: the buyer's page no
+        # longer shows its code.
+        transferred = bool(ticket.holder_email) and ticket.holder_email.lower() != order.buyer_email.lower()
+        showable = ticket.status == TicketStatus.VALID and not transferred
+        code = ticket_code_sign(ticket=ticket, key=key) if key is not None and showable else ""
+        rows.append({"ticket": ticket, "code": code, "label": _ticket_label(ticket), "transferred": transferred})
     return rows
 
 

@@ -15,7 +15,9 @@ from ticketing.services.capacity import capacity_release
 def release_inventory(reservation: Mapping[str, Any] | None) -> dict[str, Any]:
     if not reservation:
         return {"released": 0}
-    released = sum(capacity_release(hold_id=hold_id) for hold_id in reservation.get("capacity_holds", []))
+    released = 0
+    # Seats before ticket types: the lock order of ticketing.locks.
     if reservation.get("seat_hold"):
         released += seat_hold_release(hold_id=reservation["seat_hold"], reason="checkout ended unpaid")
+    released += sum(capacity_release(hold_id=hold_id) for hold_id in reservation.get("capacity_holds", []))
     return {"released": released}
