@@ -6,5 +6,6 @@ class TicketingConfig(AppConfig):
     verbose_name = "Ticketing"
 
     def ready(self) -> None:
-        # Connects the audit trail to every django-fsm transition.
-        from ticketing import audit  # noqa: F401
+        # The audit trail of every django-fsm transition, and the outbound
+        # webhook events of the order lifecycle (both connect signal receivers).
+        from ticketing import audit, integrations  # noqa: F401

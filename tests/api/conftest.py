@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -49,6 +52,7 @@ class World:
     order: Order
     ticket: Ticket
     run: WorkflowRun
+    pending: Order  # unpaid, with its checkout run waiting
 
 
 def make_order(event: Event, ticket_type: TicketType, *, email: str = "buyer@example.com", paid: bool = True) -> Order:
@@ -81,7 +85,11 @@ def make_world(name: str) -> World:
         event_id=event.pk, seat_ids=hall.seats("B", [1, 2]), expires_at=timezone.now() + timedelta(minutes=10)
     )
     order = make_order(event, ticket_type)
+    pending = make_order(event, ticket_type, email="pending@example.com", paid=False)
     with transaction.atomic():
+        WorkflowRun.objects.create(
+            organization=organization, workflow_type="checkout", version=1, business_key=f"order:{pending.code}"
+        )
         run = WorkflowRun.objects.create(
             organization=organization, workflow_type="checkout.start", version=1, business_key=f"order-{order.pk}"
         )
@@ -103,6 +111,7 @@ def make_world(name: str) -> World:
         order=order,
         ticket=order.tickets.first(),
         run=run,
+        pending=pending,
     )
 
 
@@ -130,3 +139,37 @@ def client_for(raw_token: str | None = None) -> APIClient:
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: answers 500 to the first `failures`
+    requests, then 200; keeps what it got."""
+
+    failures: int = 0
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    url: str = ""
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.received.append((dict(self.headers), body))
+            failing = len(state.received) <= state.failures
+            self.send_response(500 if failing else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()

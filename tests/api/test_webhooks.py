@@ -3,17 +3,14 @@ with exponential backoff, against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.api.conftest import Receiver
 from tests.factories import MembershipFactory, OrganizationFactory
 from ticketing.exceptions import InvalidInput
 from ticketing.models import WebhookDelivery, WebhookDeliveryStatus, WebhookSubscription
@@ -25,39 +22,6 @@ from ticketing.services.outbound_webhooks import (
 )
 from ticketing.tasks import deliver_due_webhooks
 from workflows.models import OutboxMessage
-
-
-@dataclass
-class Receiver:
-    """Answers 500 to the first `failures` requests, then 200; keeps what it got."""
-
-    failures: int = 0
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.received.append((dict(self.headers), body))
-            failing = len(state.received) <= state.failures
-            self.send_response(500 if failing else 200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ OWNER_MANAGER = frozenset({"owner", "manager"})
 ORDER_READERS = frozenset({"owner", "manager", "finance", "box_office"})
 BOX_OFFICE = frozenset({"owner", "manager", "box_office"})
 RUN_READERS = frozenset({"owner", "manager", "finance"})
+REFUNDERS = frozenset({"owner", "manager", "finance"})
 
 
 def roles_for(view: Any, method: str) -> frozenset[str]:

@@ -20,7 +20,8 @@ from seating.exceptions import HoldLost, SeatBlocked, SeatUnavailable
 from seating.models import Seat
 from ticketing.exceptions import Busy, DomainError, InvalidInput
 from ticketing.forms import CheckoutForm, cart_from_query, cart_query, donation_cents_from
-from ticketing.models import Event, FunnelStep, TicketType
+from ticketing.integrations import order_created_publish
+from ticketing.models import Event, FunnelStep, Order, TicketType
 from ticketing.rate_limits import CHECKOUT_STARTS, client_ip, rate_limit_hit
 from ticketing.views.events import event_page_context, visible_event
 from workflows.analytics.track_funnel_event import track_funnel_event
@@ -152,6 +153,7 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
         return response
     except DomainError as exc:  # sold out, a seat taken meanwhile, sales closed, ...
         return _cart_problem(request, event=event, exc=exc, tickets=tickets, seat_ids=seat_ids)
+    order_created_publish(order=Order.objects.get(pk=started.order_id))
     quantity = sum(t["quantity"] for t in tickets) + len(seat_ids)
     track_funnel_event(
         step=FunnelStep.CHECKOUT_STARTED, event_id=event.pk, order_code=started.order_code, quantity=quantity

@@ -78,3 +78,32 @@ class OrderFilterSerializer(serializers.Serializer):
     ordering = serializers.ChoiceField(
         choices=["created_at", "-created_at", "total_cents", "-total_cents"], required=False, default="-created_at"
     )
+
+
+class RefundRequestSerializer(serializers.Serializer):
+    tickets = serializers.ListField(
+        child=IdField(),
+        required=False,
+        min_length=1,
+        max_length=500,
+        help_text="The tickets to refund (their share of the total, fees included); omit for the whole order.",
+    )
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class RefundSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField(help_text="The RefundOrder workflow run (GET /api/v1/workflow-runs/{id}/).")
+    status = serializers.ChoiceField(
+        choices=["refunded", "pending", "processing"],
+        help_text="refunded: done; pending: the provider confirms later; processing: retried until the provider "
+        "answers.",
+    )
+    refund_id = serializers.IntegerField(allow_null=True)
+    amount_cents = serializers.IntegerField(allow_null=True)
+    tickets = serializers.ListField(child=serializers.IntegerField())
+    order = OrderSerializer()
+
+
+class TicketTransferSerializer(serializers.Serializer):
+    holder_name = serializers.CharField(max_length=200)
+    holder_email = serializers.EmailField(max_length=254)

@@ -1,0 +1,114 @@
+"""Checkouts for buyers: start one, read and cancel the order by its code.
+
+No token is needed (the public throttle limits each IP); a token caller may
+use them too. The unguessable order code is the buyer's credential: these
+views never show another order, nor personal data. Starting a checkout is the
+hot path of a rush: one workflow call, then one read of the order (its fee
+breakdown, the order.created webhook event) and the subscription lookup."""
+
+from __future__ import annotations
+
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from ticketing.api.base import PublicApiView
+from ticketing.api.serializers.checkouts import CheckoutSerializer, CheckoutStartSerializer, PublicOrderSerializer
+from ticketing.exceptions import InvalidState, NotFound
+from ticketing.integrations import order_created_publish
+from ticketing.models import Order, OrderLine, OrderStatus, Ticket
+from workflows.checkout.cancel import cancel_checkout
+from workflows.checkout.start import start_checkout
+from workflows.exceptions import RunNotFound
+
+TAGS = ["public"]
+MAX_CODE_LENGTH = 32
+FEE_FIELDS = (
+    "subtotal_cents",
+    "platform_fee_cents",
+    "processor_fee_cents",
+    "buyer_fees_cents",
+    "donation_cents",
+    "total_cents",
+)
+
+
+def order_with_counts(**lookup: object) -> Order | None:
+    """The order with `quantity` (ordered) and `tickets_issued`, in one query."""
+    quantity = (
+        OrderLine.objects.filter(order=OuterRef("pk")).values("order").annotate(total=Sum("quantity")).values("total")
+    )
+    issued = Ticket.objects.filter(order=OuterRef("pk")).values("order").annotate(n=Count("id")).values("n")
+    return (
+        Order.objects.filter(**lookup)
+        .annotate(
+            quantity=Coalesce(Subquery(quantity, output_field=IntegerField()), Value(0)),
+            tickets_issued=Coalesce(Subquery(issued, output_field=IntegerField()), Value(0)),
+        )
+        .first()
+    )
+
+
+def public_order(code: str) -> Order:
+    order = order_with_counts(code=code) if 0 < len(code) <= MAX_CODE_LENGTH else None
+    if order is None:
+        raise NotFound("There is no order with this code.")
+    return order
+
+
+def order_checkout_cancel(*, order: Order) -> None:
+    """Ask the order's checkout to end unpaid. The checkout closes the payment
+    page first (a payment caught in flight wins), so the order is cancelled
+    asynchronously: callers answer 202. A repeat is harmless."""
+    if order.status == OrderStatus.CANCELLED:
+        return
+    if order.status != OrderStatus.PENDING:
+        raise InvalidState("Only a pending order can be cancelled.", detail={"status": order.status})
+    try:
+        cancel_checkout(order_code=order.code)
+    except RunNotFound as exc:
+        raise InvalidState("This order has no open checkout to cancel.", detail={"order": order.code}) from exc
+
+
+class PublicCheckoutStartView(PublicApiView):
+    @extend_schema(tags=TAGS, request=CheckoutStartSerializer, responses={201: CheckoutSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.parse(CheckoutStartSerializer, request.data)
+        started = start_checkout(
+            event_id=data["event"],
+            buyer_name=data["buyer_name"],
+            buyer_email=data["buyer_email"],
+            tickets=data.get("tickets") or [],
+            seat_ids=data.get("seats") or [],
+            donation_cents=data["donation_cents"],
+            return_url=data.get("return_url"),
+        )
+        order = Order.objects.get(pk=started.order_id)
+        order_created_publish(order=order)
+        snapshot = order.fee_snapshot or {}
+        body = {
+            "order_code": started.order_code,
+            "order_id": started.order_id,
+            "payment_url": started.payment_url,
+            "expires_at": started.expires_at,
+            "total_cents": started.total_cents,
+            "currency": started.currency,
+            "fees": {name: int(snapshot.get(name) or 0) for name in FEE_FIELDS},
+        }
+        return Response(CheckoutSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class PublicOrderDetailView(PublicApiView):
+    @extend_schema(tags=TAGS, responses=PublicOrderSerializer, auth=[])
+    def get(self, request: Request, code: str) -> Response:
+        return Response(PublicOrderSerializer(public_order(code)).data)
+
+
+class PublicOrderCancelView(PublicApiView):
+    @extend_schema(tags=TAGS, request=None, responses={202: PublicOrderSerializer}, auth=[])
+    def post(self, request: Request, code: str) -> Response:
+        order_checkout_cancel(order=public_order(code))
+        return Response(PublicOrderSerializer(public_order(code)).data, status=status.HTTP_202_ACCEPTED)
