@@ -119,3 +119,17 @@ def publish_order_paid(sender: Any, order_id: int, organization_id: int, **kwarg
     except Exception:
         # send_robust would swallow it silently: say which order lost its events.
         logger.exception("could not publish the webhook events of paid order %s", order_id)
+
+
+def event_publish_if_wanted(*, organization_id: int, event_type: str, payload: dict[str, Any]) -> None:
+    """Publish `event_type` inside the caller's transaction when a subscription
+    wants it (one query when nobody listens). For the events that workflows
+    announce as part of their own change: order.refunded, ticket.transferred,
+    ticket.revoked, settlement.completed, payout.paid, payout.failed."""
+    assert transaction.get_connection().in_atomic_block, "published with the change that causes it"
+    if subscribed_event_types(organization_id=organization_id, event_types=(event_type,)):
+        webhook_event_publish(organization_id=organization_id, event_type=event_type, payload=payload)
+
+
+def ticket_payload(ticket: Ticket) -> dict[str, Any]:
+    return {"ticket": dict(TicketSerializer(ticket).data)}

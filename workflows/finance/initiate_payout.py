@@ -24,6 +24,7 @@ from django.db import transaction
 from finance.models import Payout
 from finance.services import payout_mark_failed, payout_mark_in_transit, payout_mark_paid, payout_request
 from payments.services import payout_create
+from ticketing.integrations import event_publish_if_wanted
 from workflows.engine import Context, RetryPolicy, start, workflow
 from workflows.models import WorkflowRun
 
@@ -75,6 +76,16 @@ def _restore(result: dict[str, Any] | None) -> None:
         payout_mark_failed(payout_id=result["payout_id"], failure_code="not_sent", reason="payout run compensated")
 
 
+def _announce(payout: Payout, event_type: str) -> str:
+    """In the step's transaction: tell subscribed integrators how the payout ended."""
+    event_publish_if_wanted(
+        organization_id=payout.organization_id,
+        event_type=event_type,
+        payload={"payout": {"id": payout.pk, "status": payout.status, "amount_cents": payout.amount_cents}},
+    )
+    return str(payout.status)
+
+
 @workflow(WORKFLOW_TYPE)
 def initiate_payout(ctx: Context) -> dict[str, Any]:
     requested = ctx.step("request payout", lambda: _request(ctx), compensate=_restore)
@@ -101,10 +112,13 @@ def initiate_payout(ctx: Context) -> dict[str, Any]:
     )
     result = ctx.wait_signal(RESULT_SIGNAL, timeout=timedelta(days=10))
     if result.get("status") == "paid":
-        status = ctx.step("mark paid", lambda: payout_mark_paid(payout_id=payout_id)[0].status)
+        status = ctx.step("mark paid", lambda: _announce(payout_mark_paid(payout_id=payout_id)[0], "payout.paid"))
     else:
         code = str(result.get("failure_code") or "failed")
-        status = ctx.step("mark failed", lambda: payout_mark_failed(payout_id=payout_id, failure_code=code)[0].status)
+        status = ctx.step(
+            "mark failed",
+            lambda: _announce(payout_mark_failed(payout_id=payout_id, failure_code=code)[0], "payout.failed"),
+        )
     return {"payout_id": payout_id, "status": status}
 
 

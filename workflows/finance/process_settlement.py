@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from finance.models import Settlement, SettlementStatus
 from finance.selectors.settlements import settlement_cutoff_for
 from finance.services import settlement_create, settlement_reserve_release
+from ticketing.integrations import event_publish_if_wanted
 from ticketing.models import Event
 from workflows.engine import Context, start, workflow
 from workflows.models import WorkflowRun
@@ -50,9 +51,23 @@ def _parse(value: str) -> Any:
 
 
 def _post_settlement(event_id: int, cutoff: str) -> dict[str, Any] | None:
-    settlement, _created = settlement_create(event_id=event_id, cutoff=_parse(cutoff))
+    settlement, created = settlement_create(event_id=event_id, cutoff=_parse(cutoff))
     if settlement is None:
         return None
+    if created:
+        event_publish_if_wanted(
+            organization_id=settlement.organization_id,
+            event_type="settlement.completed",
+            payload={
+                "settlement": {
+                    "id": settlement.pk,
+                    "event": event_id,
+                    "cutoff": cutoff,
+                    "net_cents": settlement.net_cents,
+                    "reserve_cents": settlement.reserve_cents,
+                }
+            },
+        )
     return {
         "settlement_id": settlement.pk,
         "status": settlement.status,

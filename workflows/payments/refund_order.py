@@ -51,6 +51,7 @@ from ticketing.exceptions import (
     TicketNotInOrder,
     TicketNotValid,
 )
+from ticketing.integrations import event_publish_if_wanted, order_payload
 from ticketing.locks import lock_timeout
 from ticketing.models import EmailKind, Order, OrderStatus, Ticket, TicketKind, TicketStatus
 from ticketing.services.capacity import capacity_return
@@ -254,6 +255,15 @@ def settle_refunded_order(*, claim: dict[str, Any], refund: dict[str, Any], by: 
             kind=EmailKind.REFUND,
             dedup_key=f"refund:{refund['refund_id']}",
             context={"amount_cents": refund["amount_cents"]},
+        )
+        event_publish_if_wanted(
+            organization_id=order.organization_id,
+            event_type="order.refunded",
+            payload={
+                **order_payload(order),
+                "refund": {"id": refund["refund_id"], "amount_cents": refund["amount_cents"]},
+                "tickets": [t.pk for t in refunded],
+            },
         )
         return {
             "tickets": [t.pk for t in refunded],

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import transaction
 
+from ticketing.integrations import event_publish_if_wanted, ticket_payload
 from ticketing.models import Ticket
 from ticketing.services.tickets import ticket_revoke
 
@@ -26,5 +27,9 @@ def revoke_ticket(*, ticket_id: int, by: Any = None, reason: str = "") -> Ticket
     """Revoke a valid ticket; returns it. Raises TicketNotFound,
     TicketAlreadyRefunded (a refunded ticket is void already), or Busy."""
     with transaction.atomic(durable=True):
-        ticket, _changed = ticket_revoke(ticket_id=ticket_id, by=by, reason=reason or "revoked by staff")
+        ticket, changed = ticket_revoke(ticket_id=ticket_id, by=by, reason=reason or "revoked by staff")
+        if changed:
+            event_publish_if_wanted(
+                organization_id=ticket.organization_id, event_type="ticket.revoked", payload=ticket_payload(ticket)
+            )
         return ticket

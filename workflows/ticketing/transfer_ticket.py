@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from ticketing.integrations import event_publish_if_wanted, ticket_payload
 from ticketing.models import EmailKind, Ticket
 from ticketing.services.emails import email_delivery_record
 from ticketing.services.tickets import ticket_transfer
@@ -47,4 +48,7 @@ def transfer_ticket(*, ticket_id: int, holder_name: str, holder_email: str, by: 
                 },
             )
             enqueue(SEND_EMAIL_TASK, [delivery.pk], dedup_key=f"email:{delivery.pk}")
+            event_publish_if_wanted(
+                organization_id=ticket.organization_id, event_type="ticket.transferred", payload=ticket_payload(ticket)
+            )
         return ticket
