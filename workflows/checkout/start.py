@@ -16,6 +16,7 @@ reservation committed.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -224,10 +225,19 @@ def start_checkout(**request: Any) -> CheckoutStarted:
     checkout_begin for the arguments). Raises the domain error that stopped
     it; in that case everything it did has been undone."""
     run = checkout_begin(**request)
-    # Advance here (the buyer waits for the payment page); a queued advance
-    # of the same run finds nothing left to do.
-    advance(run.pk)
+    # Advance here (the buyer waits for the payment page). A worker may have
+    # picked up the run's queued advance first: then wait for its pass.
+    if not advance(run.pk):
+        _wait_for_pass(run_id=run.pk)
     return checkout_outcome(run_id=run.pk)
+
+
+def _wait_for_pass(*, run_id: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if WorkflowRun.objects.filter(pk=run_id, lease_owner="").exclude(status=RunStatus.PENDING).exists():
+            return
+        time.sleep(0.01)
 
 
 def checkout_outcome(*, run_id: int) -> CheckoutStarted:

@@ -256,3 +256,34 @@ def test_a_late_payment_is_refunded_when_its_tickets_are_gone(ga):
     assert any("refunded" in s for s in subjects)
     assert _counts(ga) == (2, 0)
     assert_inventory_consistent()
+
+
+def test_a_worker_that_takes_the_run_first_is_waited_for_not_cancelled(ga, broker, monkeypatch):
+    """In production the run's queued advance may reach a worker before the
+    request advances it itself; the request then waits for that pass."""
+    import threading
+    import time
+
+    from django.db import connections
+
+    import workflows.checkout.start as start_module
+
+    broker.mode = "hold"  # the queued advance is "in the worker's hands"
+    real_advance = start_module.advance
+
+    def worker_has_it(run_id: int) -> bool:
+        def worker() -> None:
+            time.sleep(0.3)
+            real_advance(run_id)
+            connections.close_all()
+
+        threading.Thread(target=worker).start()
+        return False
+
+    monkeypatch.setattr(start_module, "advance", worker_has_it)
+
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+
+    assert started.payment_url
+    assert checkout_run(started.order_code).status == RunStatus.WAITING
+    assert _counts(ga) == (0, 2)
