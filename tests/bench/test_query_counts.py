@@ -1,0 +1,150 @@
+"""The SQL statements of the two hot paths of a rush, pinned (PERFORMANCE.md:
+each statement costs about 0.45 ms of machine CPU; 2 cores, 150 orders/s).
+
+- checkout start: start_checkout for 2 general-admission tickets, as the web
+  request runs it (the advance it queues for the worker is captured, not run);
+- payment confirmation: what the Celery worker does for a paid order until it
+  is paid with tickets: deliver the sandbox's signed webhook to our endpoint
+  (verify, record, mark the payment succeeded, start CompleteCheckout), then
+  advance that run (lock the order, mark it paid, convert the hold, issue the
+  tickets, book the sale, record the e-mail, tell the checkout).
+
+Messages to Celery are captured instead of sent, so each phase is counted
+alone, and the tests commit for real (transaction=True), so the transactions
+are those of production: every BEGIN, COMMIT, SAVEPOINT and RELEASE counts as
+a statement (Django logs them), as every one is a round trip. Caches are
+warmed by one earlier order. If a change makes a path cheaper, lower the pin; raise it only
+knowingly, with the reason in the commit message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from celery.app.task import Task
+
+from payments.sandbox.gateway import sandbox_charge
+from tests.factories import EventFactory, TicketTypeFactory
+from ticketing.models import Order, OrderStatus
+from workflows.checkout.start import CheckoutStarted, start_checkout
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
+
+# Measured on PostgreSQL 15 (Django 5.2, psycopg 3) at 3c39ae8, where the pins
+# were set (cc866ea had 82 and 112: the order-paid subscription lookup for
+# outbound webhooks added one SELECT). BEGIN, COMMIT and SAVEPOINT/RELEASE are
+# statements too (Django logs them): checkout start is 10 transactions and 8
+# savepoints, payment confirmation 6 transactions and 15 savepoints.
+# python -m bench.profile prints the statements of each path by kind and table.
+CHECKOUT_START_MAX_QUERIES = 82
+PAYMENT_CONFIRMATION_MAX_QUERIES = 113
+# The rest of the worker's work for one order, after it is paid: send the
+# ticket e-mail, end the waiting StartCheckout run.
+AFTER_CONFIRMATION_MAX_QUERIES = 23
+
+PAY_CARD = "4242424242424242"
+
+Message = tuple[str, list[Any], dict[str, Any]]
+
+
+@pytest.fixture(autouse=True)
+def _settings(settings: Any) -> None:
+    settings.PAYMENT_PROVIDERS = ("sandbox",)
+    settings.SITE_URL = "https://tickets.example"
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> list[Message]:
+    """Celery messages, captured in order instead of published."""
+    sent: list[Message] = []
+
+    def apply_async(self: Task, args: Any = None, kwargs: Any = None, **options: Any) -> None:
+        sent.append((self.name, list(args or []), dict(kwargs or {})))
+
+    monkeypatch.setattr(Task, "apply_async", apply_async)
+    return sent
+
+
+def run_tasks(broker: list[Message], *, limit: int | None = None) -> list[str]:
+    """Run the captured messages as a worker would, including the ones they
+    send, until none is left (or `limit` ran). Returns the task names."""
+    from celery import current_app
+
+    ran: list[str] = []
+    while broker and (limit is None or len(ran) < limit):
+        name, args, kwargs = broker.pop(0)
+        current_app.tasks[name](*args, **kwargs)
+        ran.append(name)
+    return ran
+
+
+@pytest.fixture
+def ga(organization: Any) -> Any:
+    event = EventFactory(organization=organization)
+    return TicketTypeFactory(event=event, capacity=1000, price_cents=2500, max_per_order=10)
+
+
+def _start(ga: Any, n: int) -> CheckoutStarted:
+    return start_checkout(
+        event_id=ga.event_id,
+        buyer_name=f"Buyer {n}",
+        buyer_email=f"buyer{n}@example.com",
+        tickets=[{"ticket_type": ga.pk, "quantity": 2}],
+    )
+
+
+def _pay(started: CheckoutStarted) -> None:
+    token = urlparse(started.payment_url).path.rstrip("/").split("/")[-1]
+    sandbox_charge(token=token, card_number=PAY_CARD)
+
+
+@pytest.fixture
+def warm(ga: Any, broker: list[Message]) -> Iterator[None]:
+    """One whole order first: the event's signing key, fee policy and the
+    other per-process caches exist, as in a running rush."""
+    started = _start(ga, 0)
+    _pay(started)
+    run_tasks(broker)
+    assert Order.objects.get(code=started.order_code).status == OrderStatus.PAID
+    broker.clear()
+    yield
+
+
+@pytest.mark.usefixtures("warm")
+def test_checkout_start_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
+    # when
+    with django_assert_max_num_queries(CHECKOUT_START_MAX_QUERIES) as captured:
+        started = _start(ga, 1)
+
+    # then
+    assert started.payment_url
+    print(f"checkout start: {len(captured)} statements")
+    assert [name for name, _, _ in broker] == ["workflows.tasks.advance_run"]  # left to the worker
+
+
+@pytest.mark.usefixtures("warm")
+def test_payment_confirmation_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
+    # given: a checkout, its queued advance done by the worker, and the card paid on the pay page
+    started = _start(ga, 1)
+    run_tasks(broker)
+    _pay(started)
+    assert [name for name, _, _ in broker] == ["payments.tasks.deliver_sandbox_webhook"]
+
+    # when: the worker delivers the webhook, which starts CompleteCheckout, and advances that run
+    with django_assert_max_num_queries(PAYMENT_CONFIRMATION_MAX_QUERIES) as captured:
+        ran = run_tasks(broker, limit=2)
+
+    # then
+    assert ran == ["payments.tasks.deliver_sandbox_webhook", "workflows.tasks.advance_run"]
+    order = Order.objects.get(code=started.order_code)
+    assert order.status == OrderStatus.PAID
+    assert order.tickets.count() == 2
+    print(f"payment confirmation: {len(captured)} statements in {ran}")
+
+    with django_assert_max_num_queries(AFTER_CONFIRMATION_MAX_QUERIES) as rest:
+        after = run_tasks(broker)
+    print(f"after confirmation: {len(rest)} statements in {after}")
+    assert order.email_deliveries.get().status == "sent"
