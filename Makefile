@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/ticketing
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test lint venv
+.PHONY: run test lint venv chromium
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ lint: venv
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/mypy ticketing seating payments finance workflows
 
-test: venv
+# The browser tests drive Debian's chromium (never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "install Debian's chromium (apt-get install chromium) for the browser tests"; exit 1; }
+
+test: venv chromium
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
