@@ -267,7 +267,9 @@ def test_a_worker_that_takes_the_run_first_is_waited_for_not_cancelled(ga, broke
     from django.db import connections
 
     import workflows.checkout.start as start_module
+    from config.celery import app
 
+    app.conf.task_always_eager = False  # as in production (tests/conftest.py restores it)
     broker.mode = "hold"  # the queued advance is "in the worker's hands"
     real_advance = start_module.advance
 
