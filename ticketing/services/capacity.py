@@ -28,10 +28,11 @@ from ticketing.locks import lock_timeout
 from ticketing.models import CapacityHold, HoldStatus, TicketType
 
 
-def _take(*, ticket_type_id: int, quantity: int) -> bool:
-    """The compare-and-set: True if `quantity` units were added to `held`."""
+def _take(*, ticket_type_id: int, quantity: int, counter: str = "held") -> bool:
+    """The compare-and-set: True if `quantity` units were added to `counter`
+    ("held" for a reservation, "sold" for a late payment's re-take)."""
     updated = TicketType.objects.filter(pk=ticket_type_id, capacity__gte=F("sold") + F("held") + quantity).update(
-        held=F("held") + quantity
+        **{counter: F(counter) + quantity}
     )
     return updated == 1
 
@@ -129,10 +130,7 @@ def capacity_retake(*, hold_id: int, now: datetime | None = None) -> bool:
             capacity_convert(hold_id=hold_id, now=now)
             return True
         # Sales windows are not checked again: the buyer paid while the checkout was open.
-        sold = TicketType.objects.filter(
-            pk=hold.ticket_type_id, capacity__gte=F("sold") + F("held") + hold.quantity
-        ).update(sold=F("sold") + hold.quantity)
-        if not sold:
+        if not _take(ticket_type_id=hold.ticket_type_id, quantity=hold.quantity, counter="sold"):
             return False
         CapacityHold.objects.filter(pk=hold_id).update(status=HoldStatus.CONVERTED, closed_at=now)
         return True

@@ -10,6 +10,7 @@ CLAIM_TIMEOUT."""
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
@@ -99,18 +100,13 @@ def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     for ticket in tickets:
         if ticket.pk not in codes:
             continue  # e-mails without codes (a refund) attach no images
-        png = segno.make(codes[ticket.pk], error="m").png_data_uri(scale=5)
-        image = MIMEImage(_data_uri_bytes(png), "png")
+        png = io.BytesIO()
+        segno.make(codes[ticket.pk], error="m").save(png, kind="png", scale=5)
+        image = MIMEImage(png.getvalue(), "png")
         image.add_header("Content-ID", f"<ticket-{ticket.pk}>")
         image.add_header("Content-Disposition", "inline", filename=f"ticket-{ticket.pk}.png")
         message.attach(image)
     return message
-
-
-def _data_uri_bytes(uri: str) -> bytes:
-    import base64
-
-    return base64.b64decode(uri.split(",", 1)[1])
 
 
 def email_delivery_send(*, delivery_id: int, now: datetime | None = None) -> bool:

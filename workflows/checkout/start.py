@@ -29,7 +29,7 @@ from django.utils import timezone
 from payments.exceptions import ProviderUnavailable
 from payments.services import payment_session_create
 from ticketing.exceptions import Busy, DomainError
-from ticketing.models import Order
+from ticketing.models import Event, Order
 from ticketing.models.order import new_public_code
 from ticketing.services.orders import LineSpec, order_cancel, order_create_pending
 from workflows.checkout.cancel import CANCEL_GRACE, close_payment_session, end_unpaid_checkout
@@ -67,7 +67,7 @@ def create_order(data: dict[str, Any]) -> dict[str, Any]:
             lines.append(LineSpec(line["ticket_type_id"], line["quantity"], line["unit_price_cents"]))
     fees = cart["fees"]
     order = order_create_pending(
-        event=_event(cart["event_id"]),
+        event=Event.objects.get(pk=cart["event_id"]),
         buyer_name=data["buyer_name"],
         buyer_email=data["buyer_email"],
         lines=lines,
@@ -97,12 +97,6 @@ def open_payment_session(data: dict[str, Any], order_id: int, idempotency_key: s
         expires_at=order.expires_at,
     )
     return {"session_id": session.pk, "payment_url": session.payment_url}
-
-
-def _event(event_id: int) -> Any:
-    from ticketing.models import Event
-
-    return Event.objects.get(pk=event_id)
 
 
 # --- the saga ---------------------------------------------------------------------------
