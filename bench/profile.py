@@ -7,11 +7,11 @@ It profiles the code of the checkout it runs from (this repository).
 Makes a database of its own (`bench_profile`, dropped afterwards), one event
 with one general-admission ticket type, and then, per iteration:
 
-  checkout start        start_checkout for 2 tickets (what the web request runs;
-                        the advance it queues for the worker is run unprofiled)
+  checkout start        start_checkout for 2 tickets (what the web request runs)
   payment confirmation  after the pay page took the card (unprofiled): the
-                        worker's deliver-webhook task and the CompleteCheckout
-                        advance it queues, i.e. the order becomes paid with tickets
+                        worker's deliver-webhook task, which completes the
+                        order inline (paid, tickets, ledger, e-mail intent)
+  ticket e-mail         the worker's send of the ticket e-mail (QR images)
 
 Celery messages are captured and run in-process, so each phase is measured
 alone. Writes the top of each pyinstrument report and the SQL statements of
@@ -156,12 +156,14 @@ def profile(iterations: int, out: Path) -> None:
     run_tasks()
     pay(started)
     with CaptureQueriesContext(connection) as confirm_sql:
-        run_tasks(limit=2)
+        run_tasks(limit=1)
     assert Order.objects.get(code=started.order_code).status == OrderStatus.PAID
-    run_tasks()
+    with CaptureQueriesContext(connection) as email_sql:
+        run_tasks()
 
     start_profiler, confirm_profiler = Profiler(interval=0.0005), Profiler(interval=0.0005)
-    start_seconds = confirm_seconds = 0.0
+    email_profiler = Profiler(interval=0.0005)
+    start_seconds = confirm_seconds = email_seconds = 0.0
     for n in range(iterations):
         t0 = time.perf_counter()
         start_profiler.start()
@@ -172,10 +174,14 @@ def profile(iterations: int, out: Path) -> None:
         pay(started)
         t0 = time.perf_counter()
         confirm_profiler.start()
-        run_tasks(limit=2)
+        run_tasks(limit=1)  # deliver the webhook: the order is completed inline
         confirm_profiler.stop()
         confirm_seconds += time.perf_counter() - t0
-        run_tasks()
+        t0 = time.perf_counter()
+        email_profiler.start()
+        run_tasks()  # the ticket e-mail
+        email_profiler.stop()
+        email_seconds += time.perf_counter() - t0
 
     out.mkdir(parents=True, exist_ok=True)
     header = (
@@ -185,6 +191,7 @@ def profile(iterations: int, out: Path) -> None:
     reports: list[tuple[str, Profiler, float, list[str]]] = [
         ("checkout-start", start_profiler, start_seconds, [q["sql"] for q in start_sql.captured_queries]),
         ("payment-confirmation", confirm_profiler, confirm_seconds, [q["sql"] for q in confirm_sql.captured_queries]),
+        ("ticket-email", email_profiler, email_seconds, [q["sql"] for q in email_sql.captured_queries]),
     ]
     for name, profiler, seconds, sqls in reports:
         text = profiler.output_text(unicode=True, color=False, show_all=False, short_mode=False)

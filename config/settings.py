@@ -105,9 +105,15 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# How long a statement waits for a row lock before it gives up and the request
+# gets a clear "busy, try again" error.
+LOCK_TIMEOUT_MS = int(os.environ.get("LOCK_TIMEOUT_MS", "3000"))
+
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if IS_POSTGRES:
-    DATABASES["default"].setdefault("OPTIONS", {})
+    # Every session waits at most LOCK_TIMEOUT_MS for a row lock: set once per
+    # connection instead of once per transaction (ticketing.locks.lock_timeout).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={LOCK_TIMEOUT_MS}"
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", "test_ticketing")}
 else:
     # SQLite serializes writers; wait for the lock instead of failing at once.
@@ -115,10 +121,6 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-
-# How long a statement waits for a row lock before it gives up and the request
-# gets a clear "busy, try again" error.
-LOCK_TIMEOUT_MS = int(os.environ.get("LOCK_TIMEOUT_MS", "3000"))
 
 # --- Cache --------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -178,6 +180,10 @@ CELERY_BEAT_SCHEDULE = {
     "workflows-complete-paid-orders": {
         "task": "workflows.tasks.complete_paid_orders",
         "schedule": 30.0,
+    },
+    "workflows-expire-checkouts": {
+        "task": "workflows.tasks.expire_checkouts",
+        "schedule": 15.0,
     },
     "workflows-record-missing-chargebacks": {
         "task": "workflows.tasks.record_missing_chargebacks",

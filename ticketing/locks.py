@@ -10,6 +10,7 @@ settings.LOCK_TIMEOUT_MS becomes `Busy` ("try again") instead of a hung request.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -34,14 +35,25 @@ def is_retryable_lock_error(exc: BaseException) -> bool:
     return connection.vendor == "sqlite" and "locked" in str(exc).lower()
 
 
+def _session_lock_timeout() -> int | None:
+    """The lock_timeout every session of the connection starts with, if set."""
+    options = str(connection.settings_dict.get("OPTIONS", {}).get("options", ""))
+    match = re.search(r"lock_timeout=(\d+)", options)
+    return int(match.group(1)) if match else None
+
+
 @contextmanager
 def lock_timeout(milliseconds: int | None = None) -> Iterator[None]:
-    """Bound how long statements in the current transaction wait for row locks."""
+    """Bound how long statements in the current transaction wait for row locks,
+    and turn a lock wait that timed out into Busy. PostgreSQL sessions start
+    with settings.LOCK_TIMEOUT_MS (config.settings), so only another bound
+    costs a statement."""
     assert transaction.get_connection().in_atomic_block, "lock_timeout needs a transaction"
     if connection.vendor == "postgresql":
         ms = int(milliseconds if milliseconds is not None else settings.LOCK_TIMEOUT_MS)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL lock_timeout = {ms}")
+        if ms != _session_lock_timeout():
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL lock_timeout = {ms}")
     try:
         yield
     except OperationalError as exc:

@@ -46,6 +46,14 @@ def complete_paid_orders() -> int:
     return sweep()
 
 
+@shared_task(name="workflows.tasks.expire_checkouts", acks_late=True, ignore_result=True)
+def expire_checkouts() -> int:
+    """Beat: every checkout whose hold expired unpaid gets its CancelCheckout run."""
+    from workflows.checkout.cancel import checkouts_expire_due
+
+    return checkouts_expire_due()
+
+
 @shared_task(name="workflows.tasks.record_missing_chargebacks", acks_late=True, ignore_result=True)
 def record_missing_chargebacks() -> int:
     """Beat: disputes whose ledger entries were lost with an announcement are booked."""

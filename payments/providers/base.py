@@ -135,6 +135,10 @@ class PaymentProvider(abc.ABC):
     """A payment service provider behind our one interface."""
 
     name: str
+    # True for a provider that lives in our own process and database (the
+    # sandbox): its calls are database writes, not network calls, so they may
+    # run inside the caller's transaction.
+    in_process: bool = False
 
     @abc.abstractmethod
     def create_session(self, request: SessionRequest, *, idempotency_key: str) -> CreatedSession:

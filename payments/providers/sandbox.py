@@ -79,6 +79,7 @@ def _amount(data: Mapping[str, Any], key: str) -> int | None:
 
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
+    in_process = True
 
     def __init__(self) -> None:
         self._secret = webhook_secret()

@@ -14,6 +14,7 @@ made (it honours the key too).
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -52,11 +53,12 @@ def _session_record(
     success_url: str,
     cancel_url: str,
     expires_at: datetime,
+    durable: bool = True,
 ) -> PaymentSession:
-    """Phase 1: the rows, or the ones an earlier call with this key made."""
-    # durable: the provider is called right after this, and that must never
-    # happen inside a caller's transaction.
-    with transaction.atomic(durable=True):
+    """Phase 1: the rows, or the ones an earlier call with this key made.
+    `durable`: the provider is called over the network right after this, which
+    must never happen inside a caller's transaction."""
+    with transaction.atomic(durable=durable, savepoint=durable):
         session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
         if session is None:
             current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
@@ -96,8 +98,9 @@ def _session_record(
     return session
 
 
-def _session_request(session: PaymentSession) -> SessionRequest:
-    order = Order.objects.select_related("event").get(pk=session.order_id)
+def _session_request(session: PaymentSession, order: Order | None = None) -> SessionRequest:
+    if order is None or order.pk != session.order_id:
+        order = Order.objects.select_related("event").get(pk=session.order_id)
     return SessionRequest(
         reference=session.reference,
         order_code=order.code,
@@ -122,14 +125,20 @@ def _session_open(*, session_id: int, created: CreatedSession, by: Any) -> Payme
             )
         # A webhook may have beaten us here and already completed the session;
         # the provider's id and URL are still worth keeping.
-        session.provider_session_id = created.provider_session_id
-        session.payment_url = created.payment_url
-        if created.expires_at is not None:
-            session.expires_at = created.expires_at
-        if can_proceed(session.open):
-            session.open(by=by, reason=f"opened at {session.provider}")
-        session.save(update_fields=["provider_session_id", "payment_url", "expires_at", "status", "updated_at"])
+        _session_store(session, created=created, by=by)
         return session
+
+
+def _session_store(session: PaymentSession, *, created: CreatedSession, by: Any) -> None:
+    """In the caller's transaction, holding the session row: keep what the
+    provider made and open the session."""
+    session.provider_session_id = created.provider_session_id
+    session.payment_url = created.payment_url
+    if created.expires_at is not None:
+        session.expires_at = created.expires_at
+    if can_proceed(session.open):
+        session.open(by=by, reason=f"opened at {session.provider}")
+    session.save(update_fields=["provider_session_id", "payment_url", "expires_at", "status", "updated_at"])
 
 
 def payment_session_create(
@@ -150,7 +159,8 @@ def payment_session_create(
     order or provider raises IdempotencyKeyReused. The amount and currency are
     the order's total at the time of the first call. `expires_at` defaults to
     the order's expiry (or CHECKOUT_HOLD_MINUTES from now). Must not be called
-    inside a transaction: the provider is called over the network. Raises
+    inside a transaction, unless the provider is in process (the sandbox):
+    others are called over the network. Raises
     OrderNotPayable, ProviderUnknown, ProviderUnavailable (retry with the same
     key) or ProviderRejected."""
     _check_key(idempotency_key)
@@ -160,7 +170,8 @@ def payment_session_create(
     if expires_at <= now:
         raise InvalidInput("The payment session would already be expired.", detail={"expires_at": str(expires_at)})
     site = settings.SITE_URL
-    session = _session_record(
+    record = partial(
+        _session_record,
         order=order,
         provider=provider,
         idempotency_key=idempotency_key,
@@ -168,6 +179,19 @@ def payment_session_create(
         cancel_url=cancel_url or f"{site}/",
         expires_at=expires_at,
     )
+    if backend.in_process:
+        # The provider is our own database: the three phases are one
+        # transaction (the caller's, if any), and the row just inserted needs
+        # no second lock. A refusal (key reused, order not payable) undoes
+        # only this block's savepoint.
+        with transaction.atomic():
+            session = record(durable=False)
+            if session.status != PaymentSessionStatus.CREATED:
+                return session
+            created = backend.create_session(_session_request(session, order), idempotency_key=idempotency_key)
+            _session_store(session, created=created, by=by)
+            return session
+    session = record()
     if session.status != PaymentSessionStatus.CREATED:
         return session
     created = backend.create_session(_session_request(session), idempotency_key=session.idempotency_key)

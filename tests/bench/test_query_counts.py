@@ -2,12 +2,13 @@
 each statement costs about 0.45 ms of machine CPU; 2 cores, 150 orders/s).
 
 - checkout start: start_checkout for 2 general-admission tickets, as the web
-  request runs it (the advance it queues for the worker is captured, not run);
-- payment confirmation: what the Celery worker does for a paid order until it
-  is paid with tickets: deliver the sandbox's signed webhook to our endpoint
-  (verify, record, mark the payment succeeded, start CompleteCheckout), then
-  advance that run (lock the order, mark it paid, convert the hold, issue the
-  tickets, book the sale, record the e-mail, tell the checkout).
+  request runs it (the run is started and advanced in the request: no message
+  to a worker);
+- payment confirmation: what happens for a paid order until it is paid with
+  tickets: deliver the sandbox's signed webhook to our endpoint (verify,
+  record, mark the payment succeeded), which starts CompleteCheckout and
+  advances it right there (lock the order, mark it paid, convert the hold,
+  issue the tickets, book the sale, record the e-mail).
 
 Messages to Celery are captured instead of sent, so each phase is counted
 alone, and the tests commit for real (transaction=True), so the transactions
@@ -39,11 +40,17 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # statements too (Django logs them): checkout start is 10 transactions and 8
 # savepoints, payment confirmation 6 transactions and 15 savepoints.
 # python -m bench.profile prints the statements of each path by kind and table.
-CHECKOUT_START_MAX_QUERIES = 82
-PAYMENT_CONFIRMATION_MAX_QUERIES = 113
+#
+# Then StartCheckout v2 and CompleteCheckout v2 (runs started and advanced by
+# their caller, the order and its holds as one step, no waiting run to
+# signal), the sandbox session in the step's transaction, set-wise hold
+# conversion, the outbox insert as one statement, the lock timeout set per
+# connection: 82 -> 41 and 113 + 23 -> 64 + 9.
+CHECKOUT_START_MAX_QUERIES = 41
+PAYMENT_CONFIRMATION_MAX_QUERIES = 64
 # The rest of the worker's work for one order, after it is paid: send the
-# ticket e-mail, end the waiting StartCheckout run.
-AFTER_CONFIRMATION_MAX_QUERIES = 23
+# ticket e-mail.
+AFTER_CONFIRMATION_MAX_QUERIES = 9
 
 PAY_CARD = "4242424242424242"
 
@@ -122,23 +129,22 @@ def test_checkout_start_statements(ga: Any, broker: list[Message], django_assert
     # then
     assert started.payment_url
     print(f"checkout start: {len(captured)} statements")
-    assert [name for name, _, _ in broker] == ["workflows.tasks.advance_run"]  # left to the worker
+    assert broker == []  # nothing left to a worker
 
 
 @pytest.mark.usefixtures("warm")
 def test_payment_confirmation_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
-    # given: a checkout, its queued advance done by the worker, and the card paid on the pay page
+    # given: a checkout, and the card paid on the pay page
     started = _start(ga, 1)
-    run_tasks(broker)
     _pay(started)
     assert [name for name, _, _ in broker] == ["payments.tasks.deliver_sandbox_webhook"]
 
-    # when: the worker delivers the webhook, which starts CompleteCheckout, and advances that run
+    # when: the worker delivers the webhook, which starts and completes CompleteCheckout
     with django_assert_max_num_queries(PAYMENT_CONFIRMATION_MAX_QUERIES) as captured:
-        ran = run_tasks(broker, limit=2)
+        ran = run_tasks(broker, limit=1)
 
     # then
-    assert ran == ["payments.tasks.deliver_sandbox_webhook", "workflows.tasks.advance_run"]
+    assert ran == ["payments.tasks.deliver_sandbox_webhook"]
     order = Order.objects.get(code=started.order_code)
     assert order.status == OrderStatus.PAID
     assert order.tickets.count() == 2

@@ -17,6 +17,7 @@ from payments.models import (
     SandboxSession,
 )
 from payments.providers.base import ProviderStatus
+from payments.providers.sandbox import SandboxProvider
 from payments.selectors import payment_for_order, payment_list_succeeded_for_unpaid_orders
 from payments.services import payment_session_create, payment_session_expire, payment_status_fetch
 from tests.payments.factories import make_order
@@ -99,10 +100,27 @@ def test_a_disabled_provider_is_unknown(order, settings):
         payment_session_create(order=order, provider="sandbox", idempotency_key="k")
 
 
-def test_providers_are_never_called_inside_a_callers_transaction(order):
+def test_providers_are_never_called_inside_a_callers_transaction(order, monkeypatch):
+    # A provider behind a network (the sandbox, pretending to be one).
+    monkeypatch.setattr(SandboxProvider, "in_process", False)
     with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
         payment_session_create(order=order, provider="sandbox", idempotency_key="k")
     assert not SandboxSession.objects.exists()
+
+
+def test_an_in_process_provider_opens_its_session_in_the_callers_transaction(order):
+    # The sandbox lives in our database: its session commits (or rolls back)
+    # with the caller's transaction.
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        session = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+        assert session.status == PaymentSessionStatus.OPEN and session.payment_url
+        1 / 0  # noqa: B018 - the caller fails after the session was opened
+    assert not SandboxSession.objects.exists()
+    assert not PaymentSession.objects.exists()
+
+    session = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    assert session.status == PaymentSessionStatus.OPEN
+    assert SandboxSession.objects.count() == 1
 
 
 def test_expiring_an_unpaid_session_closes_it_everywhere(

@@ -70,10 +70,11 @@ def test_create_holds_exactly_the_chosen_seats_with_audit_rows(hall, now, later)
 
 
 def test_create_is_a_fixed_handful_of_statements(hall, now, later, django_assert_num_queries):
-    # savepoint, SET lock_timeout, lock seats, insert hold, update seats,
-    # insert audit rows, release savepoint: the same for 1 seat or 20.
+    # savepoint, lock seats, insert hold, update seats, insert audit rows,
+    # release savepoint: the same for 1 seat or 20 (the lock timeout is the
+    # connection's own).
     seat_hold_create(event_id=hall.event.pk, seat_ids=hall.seats("B", [1]), expires_at=later, now=now)
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         seat_hold_create(event_id=hall.event.pk, seat_ids=hall.row("A"), expires_at=later, now=now)
 
 
@@ -278,9 +279,9 @@ def test_finalize_is_a_fixed_handful_of_statements(hall, now, later, django_asse
     warm = seat_hold_create(event_id=hall.event.pk, seat_ids=hall.seats("B", [1]), expires_at=later, now=now)
     seat_hold_finalize(hold_id=warm.pk, now=now)
     hold = seat_hold_create(event_id=hall.event.pk, seat_ids=hall.row("A"), expires_at=later, now=now)
-    # savepoint, read seat ids, SET lock_timeout, lock seats, lock hold, update
-    # seats, update hold, audit hold, audit seats, release savepoint.
-    with django_assert_num_queries(10):
+    # savepoint, read seat ids, lock seats, lock hold, update seats, update
+    # hold, audit hold, audit seats, release savepoint.
+    with django_assert_num_queries(9):
         seat_hold_finalize(hold_id=hold.pk, now=now)
 
 

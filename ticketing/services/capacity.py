@@ -47,21 +47,25 @@ def capacity_reserve(
     Raises a ticketing DomainError and changes nothing when it cannot."""
     now = now or timezone.now()
     ticket_type.check_orderable(quantity=quantity, at=now)
-    with transaction.atomic(), lock_timeout():
+    # No savepoint inside a caller's transaction (two statements saved on the
+    # hot path): the refusals are raised after the block, which wrote nothing
+    # but the expiry of lapsed holds, so a caller may go on after catching one.
+    with transaction.atomic(savepoint=False), lock_timeout():
         taken = _take(ticket_type_id=ticket_type.pk, quantity=quantity)
         if not taken and capacity_expire_holds(ticket_type_id=ticket_type.pk, now=now):
             taken = _take(ticket_type_id=ticket_type.pk, quantity=quantity)
-        if not taken:
-            if not TicketType.objects.filter(pk=ticket_type.pk).exists():
-                raise TicketTypeNotFound()
-            raise SoldOut(detail={"ticket_type": ticket_type.pk, "requested": quantity})
-        return CapacityHold.objects.create(
-            organization_id=ticket_type.organization_id,
-            ticket_type_id=ticket_type.pk,
-            quantity=quantity,
-            expires_at=expires_at,
-            reference=reference,
-        )
+        if taken:
+            return CapacityHold.objects.create(
+                organization_id=ticket_type.organization_id,
+                ticket_type_id=ticket_type.pk,
+                quantity=quantity,
+                expires_at=expires_at,
+                reference=reference,
+            )
+        exists = TicketType.objects.filter(pk=ticket_type.pk).exists()
+    if not exists:
+        raise TicketTypeNotFound()
+    raise SoldOut(detail={"ticket_type": ticket_type.pk, "requested": quantity})
 
 
 def _close_hold(*, hold_id: int, to_status: str, now: datetime) -> CapacityHold | None:
@@ -134,6 +138,40 @@ def capacity_retake(*, hold_id: int, now: datetime | None = None) -> bool:
             return False
         CapacityHold.objects.filter(pk=hold_id).update(status=HoldStatus.CONVERTED, closed_at=now)
         return True
+
+
+def capacity_sell_reference(*, reference: str, now: datetime | None = None) -> tuple[list[int], list[int]]:
+    """On payment: sell every still-active hold of `reference` (an order's GA
+    units) in a few set-wise statements: lock the holds' ticket types (id
+    order, as everywhere), convert the active holds, move their units from
+    held to sold. Returns (sold hold ids, lapsed hold ids); the caller takes
+    the lapsed ones again one by one (capacity_retake), for a late payment.
+    Idempotent: holds already converted are neither sold again nor lapsed."""
+    now = now or timezone.now()
+    with transaction.atomic(savepoint=False), lock_timeout():
+        holds = list(CapacityHold.objects.filter(reference=reference).values_list("pk", "ticket_type_id", "quantity"))
+        if not holds:
+            return [], []
+        ticket_type_ids = sorted({tt for _, tt, _ in holds})
+        list(
+            TicketType.objects.select_for_update(no_key=True)
+            .filter(pk__in=ticket_type_ids)
+            .order_by("pk")
+            .values_list("pk")
+        )
+        # Under the ticket types' locks no hold of theirs can change (release,
+        # expiry and sale all lock the ticket type first).
+        status = dict(CapacityHold.objects.filter(reference=reference).values_list("pk", "status"))
+        active = [pk for pk, _, _ in holds if status[pk] == HoldStatus.ACTIVE]
+        lapsed = [pk for pk, _, _ in holds if status[pk] not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
+        CapacityHold.objects.filter(pk__in=active).update(status=HoldStatus.CONVERTED, closed_at=now)
+        units: dict[int, int] = {}
+        for pk, ticket_type_id, quantity in holds:
+            if pk in active:
+                units[ticket_type_id] = units.get(ticket_type_id, 0) + quantity
+        for ticket_type_id, quantity in sorted(units.items()):
+            TicketType.objects.filter(pk=ticket_type_id).update(held=F("held") - quantity, sold=F("sold") + quantity)
+        return sorted(pk for pk, _, _ in holds if pk not in lapsed), sorted(lapsed)
 
 
 def capacity_return(*, ticket_type_id: int, quantity: int) -> None:

@@ -42,7 +42,8 @@ def order_create_pending(
 ) -> Order:
     """A pending order and its lines (one INSERT for all lines). Amounts come
     from the fee calculation; the database checks that they add up."""
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: a failure here fails it too.
+    with transaction.atomic(savepoint=False):
         order = Order(
             organization_id=event.organization_id,
             event=event,
@@ -79,22 +80,33 @@ def _transition(
     *, order_id: int, done: frozenset[str], apply: Callable[[Order], None], verb: str
 ) -> tuple[Order, bool]:
     """Lock, return early if the order is already in one of `done`, else apply
-    and save. Returns (order, changed)."""
-    with transaction.atomic(), lock_timeout():
+    and save. Returns (order, changed). No savepoint inside a caller's
+    transaction: a failure here fails it too."""
+    # The refusals are raised after the block, which then wrote nothing, so a
+    # caller may go on after catching one.
+    with transaction.atomic(savepoint=False), lock_timeout():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None:
-            raise NotFound("This order does not exist.")
-        if order.status in done:
-            return order, False
-        try:
-            apply(order)
-        except TransitionNotAllowed as exc:
-            raise InvalidState(
-                f"An order that is {order.get_status_display().lower()} cannot be {verb}.",
-                detail={"order": order.code, "status": order.status},
-            ) from exc
-        order.save()
-        return order, True
+        if order is None or order.status in done:
+            return_early = True
+        else:
+            return_early = False
+            try:
+                apply(order)
+            except TransitionNotAllowed:
+                refused = True
+            else:
+                refused = False
+                order.save()
+    if order is None:
+        raise NotFound("This order does not exist.")
+    if return_early:
+        return order, False
+    if refused:
+        raise InvalidState(
+            f"An order that is {order.get_status_display().lower()} cannot be {verb}.",
+            detail={"order": order.code, "status": order.status},
+        )
+    return order, True
 
 
 def order_mark_paid(*, order_id: int, paid_at: datetime, by: Any = None, reason: str = "") -> tuple[Order, bool]:

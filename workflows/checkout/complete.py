@@ -28,7 +28,7 @@ from ticketing.locks import lock_timeout
 from ticketing.models import EmailKind, Order, OrderStatus
 from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
 from ticketing.signals import order_completed
-from workflows.engine import Context, RetryPolicy, signal, start, workflow
+from workflows.engine import Context, RetryPolicy, advance_claimed, signal, start, start_claimed, workflow
 from workflows.engine.retry import is_retryable
 from workflows.finance.record_sale import record_sale
 from workflows.models import WorkflowRun
@@ -123,8 +123,8 @@ def close_unpayable_order(*, order_code: str) -> dict[str, Any]:
 
 
 def tell_checkout(*, order_code: str, outcome: str) -> dict[str, Any]:
-    """Let the waiting checkout run know the order is settled, so it ends now
-    instead of at its hold expiry."""
+    """(Version 1 runs only.) Let the waiting checkout run know the order is
+    settled, so it ends now instead of at its hold expiry."""
     run = WorkflowRun.objects.filter(workflow_type="checkout", business_key=f"order:{order_code}").first()
     if run is None or run.is_finished:
         return {"signalled": False}
@@ -132,8 +132,7 @@ def tell_checkout(*, order_code: str, outcome: str) -> dict[str, Any]:
     return {"signalled": True}
 
 
-@workflow(WORKFLOW, version=1)
-def complete_checkout(ctx: Context) -> dict[str, Any]:
+def _complete(ctx: Context) -> dict[str, Any]:
     order_code: str = ctx.input["order_code"]
     payment_id: int | None = ctx.input.get("payment_id")
     result = ctx.step(
@@ -147,16 +146,33 @@ def complete_checkout(ctx: Context) -> dict[str, Any]:
             retry=PROVIDER_RETRY,
         )
         ctx.step("tell_buyer_refunded", partial(close_unpayable_order, order_code=order_code))
-    ctx.step("tell_checkout", partial(tell_checkout, order_code=order_code, outcome=result["status"]))
+    return result
+
+
+@workflow(WORKFLOW, version=2)
+def complete_checkout(ctx: Context) -> dict[str, Any]:
+    return _complete(ctx)
+
+
+@workflow(WORKFLOW, version=1)
+def complete_checkout_v1(ctx: Context) -> dict[str, Any]:
+    """Version 1 also signalled StartCheckout version 1, which waited for it."""
+    result = _complete(ctx)
+    ctx.step("tell_checkout", partial(tell_checkout, order_code=ctx.input["order_code"], outcome=result["status"]))
     return result
 
 
 def complete_checkout_start(*, order: Order, payment_id: int | None) -> WorkflowRun:
     """Start (idempotently) the CompleteCheckout run of an order. Many
-    confirmations of one payment, or a sweeper finding it again, start one run."""
-    return start(
-        WORKFLOW,
-        f"order:{order.code}",
-        {"order_code": order.code, "payment_id": payment_id},
-        organization=order.organization_id,
-    )
+    confirmations of one payment, or a sweeper finding it again, start one run.
+
+    Outside a transaction (a webhook after its commit, the sweeper) the run is
+    advanced right here: the order is paid with its tickets before the
+    provider gets its answer, with no round trip through a worker. Inside one,
+    the run starts with the caller's commit and a worker advances it."""
+    key = f"order:{order.code}"
+    data = {"order_code": order.code, "payment_id": payment_id}
+    if transaction.get_connection().in_atomic_block:
+        return start(WORKFLOW, key, data, organization=order.organization_id)
+    run, lease = start_claimed(WORKFLOW, key, data, organization=order.organization_id)
+    return run if lease is None else advance_claimed(run, lease)

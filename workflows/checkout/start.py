@@ -1,44 +1,47 @@
 """StartCheckout: from a cart to a payment page, as one recorded saga run.
 
-    validate the cart (before the run: bad input starts nothing)
-    -> calculate fees -> create a pending order with an expiry
-    -> reserve capacity / hold seats -> create the payment session
+    validate and price the cart (before the run: bad input starts nothing)
+    -> place the order: the pending order and its held inventory, together
+    -> create the payment session
     -> return the payment URL and expiry
-    ... then wait until the order is settled: paid (CompleteCheckout tells
-    us), cancelled by the buyer, or its hold expires (CancelCheckout).
 
-Each step that changed something names its compensation; if a later step
-fails (sold out, a seat taken meanwhile, the provider down) the engine undoes
-the earlier ones in reverse order. No network call is made while inventory
-locks are held: the payment session is created in its own step, after the
-reservation committed.
+The run is started and advanced by the request itself (the buyer waits for
+the payment page), with no round trip through a worker. Placing the order is
+one local step: the order and its holds commit together or not at all, so a
+sold-out or taken-seat attempt leaves nothing behind. If a later step fails
+(the provider down) the engine undoes the order in reverse. No network call
+is made while inventory locks are held: a payment session at a remote
+provider is its own external step, after the order committed; the in-process
+sandbox's session is a local step.
+
+The run ends once the payment page is open. What happens next is other runs'
+work: CompleteCheckout when the payment is confirmed, CancelCheckout when the
+hold expires unpaid or the buyer gives up (workflows.checkout.cancel).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.utils import timezone
 
 from payments.exceptions import ProviderUnavailable
+from payments.providers import get_provider
 from payments.services import payment_session_create
 from ticketing.exceptions import Busy, DomainError
 from ticketing.models import Event, Order
 from ticketing.models.order import new_public_code
 from ticketing.services.orders import LineSpec, order_cancel, order_create_pending
-from workflows.checkout.cancel import CANCEL_GRACE, close_payment_session, end_unpaid_checkout
+from workflows.checkout.cancel import close_payment_session
 from workflows.checkout.cart import PricedCart, buyer_clean, cart_price
 from workflows.checkout.complete import complete_order
-from workflows.engine import Context, RetryPolicy, advance, cancel, start, workflow
+from workflows.engine import Context, RetryPolicy, advance_claimed, cancel, start_claimed, workflow
 from workflows.engine.retry import is_retryable
-from workflows.exceptions import SignalTimeout
-from workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
+from workflows.models import RunStatus, StepStatus, WorkflowRun
 from workflows.seating.release_seats import release_inventory
 from workflows.seating.reserve_seats import reserve_inventory
 
@@ -86,8 +89,30 @@ def void_order(result: dict[str, Any]) -> dict[str, Any]:
     return {"status": order.status, "changed": changed}
 
 
+def place_order(data: dict[str, Any]) -> dict[str, Any]:
+    """The pending order and its holds, in the step's one transaction. The
+    ticket types' rows (the hot rows of a rush) are locked last, so each is
+    held only for the end of this transaction."""
+    cart = data["cart"]
+    order = create_order(data)
+    reservation = reserve_inventory(
+        event_id=cart["event_id"],
+        order_code=data["order_code"],
+        lines=cart["lines"],
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+    )
+    return {**order, **reservation}
+
+
+def unplace_order(result: dict[str, Any]) -> dict[str, Any]:
+    """Compensation of place_order, in one transaction: the order (locked
+    first: the documented lock order) and then its holds."""
+    voided = void_order(result)
+    return {**voided, **release_inventory(result)}
+
+
 def open_payment_session(data: dict[str, Any], order_id: int, idempotency_key: str) -> dict[str, Any]:
-    order = Order.objects.get(pk=order_id)
+    order = Order.objects.select_related("event").get(pk=order_id)
     session = payment_session_create(
         order=order,
         provider=data["provider"],
@@ -99,60 +124,38 @@ def open_payment_session(data: dict[str, Any], order_id: int, idempotency_key: s
     return {"session_id": session.pk, "payment_url": session.payment_url}
 
 
+def _provider_in_process(name: str) -> bool:
+    return get_provider(name).in_process
+
+
 # --- the saga ---------------------------------------------------------------------------
 
 
-@workflow(WORKFLOW, version=1)
+@workflow(WORKFLOW, version=2)
 def checkout(ctx: Context) -> dict[str, Any]:
     data = ctx.input
-    cart = data["cart"]
-    expires_at = datetime.fromisoformat(data["expires_at"])
-    order = ctx.step("create_order", partial(create_order, data), compensate=void_order, retry=INLINE_RETRY)
-    reservation = ctx.step(
-        "reserve_inventory",
-        partial(
-            reserve_inventory,
-            event_id=cart["event_id"],
-            order_code=data["order_code"],
-            lines=cart["lines"],
-            expires_at=expires_at,
-        ),
-        compensate=release_inventory,
-        retry=INLINE_RETRY,
-    )
-    if cart["fees"]["total_cents"] == 0:
+    code = data["order_code"]
+    order = ctx.step("place_order", partial(place_order, data), compensate=unplace_order, retry=INLINE_RETRY)
+    if data["cart"]["fees"]["total_cents"] == 0:
         # Free tickets: nothing to pay, complete at once.
-        return ctx.step("complete_free_order", partial(complete_order, order_code=data["order_code"], payment_id=None))
-    session = ctx.step(
-        "create_payment_session",
-        partial(open_payment_session, data, order["order_id"]),
-        external=True,
-        retry=SESSION_RETRY,
-        compensate=lambda result, key: close_payment_session(result),
-    )
-    try:
-        settled = ctx.wait_signal("settled", timeout=max(expires_at - timezone.now(), timedelta(0)))
-    except SignalTimeout:
-        settled = {"outcome": "expired"}
-    if settled["outcome"] in ("expired", "cancel"):
-        # CancelCheckout: ask the provider first; a payment caught in flight wins.
-        payment = ctx.step("close_payment_session", lambda key: close_payment_session(session), external=True)
-        if payment["status"] in ("succeeded", "pending"):
-            try:
-                settled = ctx.wait_signal("settled", timeout=CANCEL_GRACE)
-            except SignalTimeout:
-                settled = {"outcome": "expired"}
-        if settled["outcome"] in ("expired", "cancel"):
-            return ctx.step(
-                "end_unpaid_checkout",
-                partial(
-                    end_unpaid_checkout,
-                    order_id=order["order_id"],
-                    reservation=reservation,
-                    cancelled_by_buyer=settled["outcome"] == "cancel",
-                ),
-            )
-    return {"outcome": settled["outcome"], "order_id": order["order_id"]}
+        ctx.step("complete_free_order", partial(complete_order, order_code=code, payment_id=None))
+        return {"outcome": "paid", "order_id": order["order_id"], "payment_url": ""}
+    if data.get("session_in_process"):
+        session = ctx.step(
+            "create_payment_session",
+            partial(open_payment_session, data, order["order_id"], f"checkout:{code}:session"),
+            retry=SESSION_RETRY,
+            compensate=close_payment_session,
+        )
+    else:
+        session = ctx.step(
+            "create_payment_session",
+            lambda key: open_payment_session(data, order["order_id"], key),
+            external=True,
+            retry=SESSION_RETRY,
+            compensate=lambda result, key: close_payment_session(result),
+        )
+    return {"outcome": "awaiting_payment", "order_id": order["order_id"], "payment_url": session["payment_url"]}
 
 
 # --- the entry point ------------------------------------------------------------------------
@@ -178,7 +181,7 @@ class CheckoutFailed(DomainError):
         self.status = int(error.get("status") or 409)
 
 
-def checkout_begin(
+def checkout_input(
     *,
     event_id: int,
     buyer_name: str,
@@ -188,10 +191,9 @@ def checkout_begin(
     donation_cents: Any = 0,
     provider: str = "sandbox",
     return_url: str | None = None,
-) -> WorkflowRun:
-    """Validate and price the cart and start the checkout run (not yet
-    advanced). Raises the domain error of the first problem; then nothing
-    was written."""
+) -> tuple[dict[str, Any], PricedCart]:
+    """Validate and price the cart: the run's input. Raises the domain error
+    of the first problem; reads only."""
     now = timezone.now()
     name, email = buyer_clean(name=buyer_name, email=buyer_email)
     cart: PricedCart = cart_price(
@@ -199,71 +201,52 @@ def checkout_begin(
     )
     code = new_public_code()
     expires_at = now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES)
-    return start(
-        WORKFLOW,
-        f"order:{code}",
-        {
-            "order_code": code,
-            "buyer_name": name,
-            "buyer_email": email,
-            "cart": cart.as_json(),
-            "expires_at": expires_at.isoformat(),
-            "provider": provider,
-            "return_url": return_url or f"{settings.SITE_URL}/orders/{code}/",
-        },
-        organization=cart.organization_id,
-    )
+    data = {
+        "order_code": code,
+        "buyer_name": name,
+        "buyer_email": email,
+        "cart": cart.as_json(),
+        "expires_at": expires_at.isoformat(),
+        "provider": provider,
+        "session_in_process": _provider_in_process(provider),
+        "return_url": return_url or f"{settings.SITE_URL}/orders/{code}/",
+    }
+    return data, cart
 
 
 def start_checkout(**request: Any) -> CheckoutStarted:
     """StartCheckout in this request, up to the payment page (see
-    checkout_begin for the arguments). Raises the domain error that stopped
+    checkout_input for the arguments). Raises the domain error that stopped
     it; in that case everything it did has been undone."""
-    run = checkout_begin(**request)
-    # Advance here (the buyer waits for the payment page). A worker may have
-    # picked up the run's queued advance first: then wait for its pass (with
-    # eager Celery that advance already ran inline, at the start's commit).
-    if not advance(run.pk) and not current_app.conf.task_always_eager:
-        _wait_for_pass(run_id=run.pk)
-    return checkout_outcome(run_id=run.pk)
+    data, cart = checkout_input(**request)
+    run, lease = start_claimed(WORKFLOW, f"order:{data['order_code']}", data, organization=cart.organization_id)
+    assert lease is not None, "a new order code starts a new run"
+    run = advance_claimed(run, lease)
+    return checkout_outcome(run)
 
 
-def _wait_for_pass(*, run_id: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if WorkflowRun.objects.filter(pk=run_id, lease_owner="").exclude(status=RunStatus.PENDING).exists():
-            return
-        time.sleep(0.01)
-
-
-def checkout_outcome(*, run_id: int) -> CheckoutStarted:
-    run = WorkflowRun.objects.get(pk=run_id)
-    steps = {s.name: s for s in WorkflowStep.objects.filter(run_id=run_id)}
-    order_step = steps.get("create_order")
-    session_step = steps.get("create_payment_session")
-    if session_step is not None and session_step.status == StepStatus.COMPLETED and order_step is not None:
-        result: dict[str, Any] = session_step.result or {}
-        order = Order.objects.get(pk=(order_step.result or {})["order_id"])
+def checkout_outcome(run: WorkflowRun) -> CheckoutStarted:
+    data = run.input
+    if run.status == RunStatus.COMPLETED:
+        output = run.output or {}
         return CheckoutStarted(
-            order_code=order.code,
-            order_id=order.pk,
-            payment_url=result["payment_url"],
-            expires_at=order.expires_at,
-            total_cents=order.total_cents,
-            currency=order.currency,
-            run_id=run_id,
+            order_code=data["order_code"],
+            order_id=output["order_id"],
+            payment_url=output["payment_url"],
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            total_cents=int(data["cart"]["fees"]["total_cents"]),
+            currency=data["cart"]["currency"],
+            run_id=run.pk,
         )
-    if run.status == RunStatus.COMPLETED and order_step is not None:
-        order = Order.objects.get(pk=(order_step.result or {})["order_id"])  # a free order, already complete
-        return CheckoutStarted(order.code, order.pk, "", order.expires_at, 0, order.currency, run_id)
-    failed = [s for s in steps.values() if s.status == StepStatus.FAILED and s.kind == "action"]
-    if failed and (failed[0].error or {}).get("code") == Busy.code:
-        raise Busy(detail={"order": run.input.get("order_code")})
-    if failed:
-        raise CheckoutFailed(failed[0].error or {})
+    failed = run.steps.filter(status=StepStatus.FAILED, kind="action").order_by("sequence").first()
+    error = (failed.error if failed else None) or {}
+    if error.get("code") == Busy.code:
+        raise Busy(detail={"order": data.get("order_code")})
+    if error:
+        raise CheckoutFailed(error)
     if run.is_finished:
         raise CheckoutFailed(run.error or {"code": "checkout_failed", "message": "Checkout failed."})
     # Still retrying (locks busy under a rush): give the buyer a clear "try
     # again" now rather than a payment page later; the run undoes itself.
     cancel(run, reason="start phase did not finish in the request")
-    raise Busy(detail={"order": run.input.get("order_code")})
+    raise Busy(detail={"order": data.get("order_code")})

@@ -21,8 +21,8 @@ from workflows.engine.context import Child, Context, Step
 from workflows.engine.outbox import enqueue
 from workflows.engine.registry import workflow
 from workflows.engine.retry import DEFAULT_RETRY, NO_RETRY, RetryPolicy
-from workflows.engine.runner import advance
-from workflows.engine.runs import cancel, retry_now, start
+from workflows.engine.runner import advance, advance_claimed
+from workflows.engine.runs import cancel, retry_now, start, start_claimed
 from workflows.engine.signals import signal
 
 __all__ = [
@@ -33,10 +33,12 @@ __all__ = [
     "RetryPolicy",
     "Step",
     "advance",
+    "advance_claimed",
     "cancel",
     "enqueue",
     "retry_now",
     "signal",
     "start",
+    "start_claimed",
     "workflow",
 ]

@@ -64,7 +64,8 @@ def write_step(row: WorkflowStep, **fields: Any) -> WorkflowStep:
         setattr(saved, name, value)
     if saved.pk is None:
         try:
-            with transaction.atomic():
+            # No savepoint: a conflict ends the pass, and its transaction with it.
+            with transaction.atomic(savepoint=False):
                 saved.save(force_insert=True)
         except IntegrityError as exc:
             raise LeaseLost() from exc

@@ -68,11 +68,14 @@ class Compensation:
 
 
 class Context:
-    def __init__(self, run: WorkflowRun, lease: Lease, *, replay_only: bool = False) -> None:
+    def __init__(self, run: WorkflowRun, lease: Lease, *, replay_only: bool = False, fresh: bool = False) -> None:
         self.run = run
         self.lease = lease
         self.replay_only = replay_only
-        self.steps: dict[int, WorkflowStep] = {s.sequence: s for s in WorkflowStep.objects.filter(run_id=run.pk)}
+        # A fresh run (its first pass, by its starter) has no history to load.
+        self.steps: dict[int, WorkflowStep] = (
+            {} if fresh else {s.sequence: s for s in WorkflowStep.objects.filter(run_id=run.pk)}
+        )
         self.compensations: list[Compensation] = []
         self._sequence = 0
 

@@ -61,6 +61,8 @@ class Lease:
     expires_at: datetime
     # False while compensating: cancellation cannot interrupt an undo.
     cancellable: bool = True
+    # How long the lease lasts when taken or extended (lease_duration() if None).
+    duration: timedelta | None = None
 
     def fence(self, *, allow_cancel: bool = False) -> None:
         """Inside the caller's transaction: lock the run row and prove we still
@@ -79,8 +81,9 @@ class Lease:
         if allow_cancel and self.cancellable and row[1]:
             raise Cancelled()
         now = timezone.now()
-        if self.expires_at - now < lease_duration() / 2:
-            self.expires_at = now + lease_duration()
+        duration = self.duration or lease_duration()
+        if self.expires_at - now < duration / 2:
+            self.expires_at = now + duration
             WorkflowRun.objects.filter(pk=self.run_id).update(lease_expires_at=self.expires_at)
 
     @contextmanager

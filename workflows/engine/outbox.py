@@ -21,7 +21,7 @@ from typing import Any
 
 from celery import Task, current_app
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Field
 from django.utils import timezone
 
 from workflows.models import OutboxMessage
@@ -42,18 +42,42 @@ def enqueue(
     Idempotent on `dedup_key`: a second enqueue with the same key returns the
     first message and publishes nothing more."""
     assert transaction.get_connection().in_atomic_block, "enqueue must share the caller's transaction"
-    message, created = OutboxMessage.objects.get_or_create(
+    now = timezone.now()
+    message = OutboxMessage(
+        task_name=task_name,
+        args=args,
+        kwargs=kwargs or {},
         dedup_key=dedup_key or f"{task_name}:{uuid.uuid4().hex}",
-        defaults={
-            "task_name": task_name,
-            "args": args,
-            "kwargs": kwargs or {},
-            "available_at": timezone.now() + RELAY_GRACE,
-        },
+        created_at=now,
+        available_at=now + RELAY_GRACE,
     )
-    if created:
-        transaction.on_commit(partial(publish, message), robust=True)
+    message.pk = _insert_unless_exists(message)
+    if message.pk is None:
+        return OutboxMessage.objects.get(dedup_key=message.dedup_key)
+    transaction.on_commit(partial(publish, message), robust=True)
     return message
+
+
+_INSERT_FIELDS = ("task_name", "args", "kwargs", "dedup_key", "created_at", "available_at", "attempts", "last_error")
+
+
+def _insert_unless_exists(message: OutboxMessage) -> int | None:
+    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING RETURNING id: one
+    statement, and no savepoint, where get_or_create takes four. The new id,
+    or None if a message with this dedup key exists (PostgreSQL and SQLite)."""
+    connection = transaction.get_connection()
+    fields: list[Field[Any, Any]] = [OutboxMessage._meta.get_field(name) for name in _INSERT_FIELDS]  # type: ignore[misc]
+    quote = connection.ops.quote_name
+    # Identifiers come from the model's meta; every value is a parameter.
+    table = quote(OutboxMessage._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING RETURNING id"  # noqa: S608
+    params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def _task(task_name: str) -> Task:

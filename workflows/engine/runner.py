@@ -68,9 +68,25 @@ def advance(run_id: int) -> bool:
     return claimed
 
 
-def _pass(lease: Lease) -> bool:
-    """One replay. Returns True if the run is due again at once."""
-    run = WorkflowRun.objects.get(pk=lease.run_id)
+def advance_claimed(run: WorkflowRun, lease: Lease) -> WorkflowRun:
+    """The first pass of a run started with runs.start_claimed, made by its
+    starter (who holds the lease); then on as `advance` would. Returns the run
+    as that pass left it. Must be called outside any transaction (its steps
+    commit one by one)."""
+    try:
+        again = _pass(lease, run=run, fresh=True)
+    except LeaseLost:
+        logger.warning("workflow run %s: lease lost mid-pass; another worker has it", run.pk)
+        again = False
+    if again:
+        advance(run.pk)
+    return WorkflowRun.objects.get(pk=run.pk)
+
+
+def _pass(lease: Lease, *, run: WorkflowRun | None = None, fresh: bool = False) -> bool:
+    """One replay. Returns True if the run is due again at once. `fresh`: the
+    run was created for this pass and has no steps yet."""
+    run = run or WorkflowRun.objects.get(pk=lease.run_id)
     definition = registry.get(run.workflow_type, run.version)
     if definition is None:
         logger.error("workflow %s v%s is not registered here; run %s waits", run.workflow_type, run.version, run.pk)
@@ -80,7 +96,7 @@ def _pass(lease: Lease) -> bool:
     error = _stop_reason(run)
     if error is None:
         try:
-            output = definition.fn(Context(run, lease))
+            output = definition.fn(Context(run, lease, fresh=fresh))
         except Suspend as suspended:
             return lease.suspend(suspended.wake_at)
         except Cancelled:

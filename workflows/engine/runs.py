@@ -9,7 +9,7 @@ transaction, whose commit then carries the run with it.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -20,12 +20,16 @@ from django.utils import timezone
 from ticketing.models import AuditLogEntry, Organization
 from workflows import metrics
 from workflows.engine import registry
-from workflows.engine.leases import lease_is_free
+from workflows.engine.leases import Lease, lease_is_free, new_token
 from workflows.engine.outbox import enqueue
 from workflows.exceptions import RunNotFound
 from workflows.models import ACTIVE_STATUSES, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 
 ADVANCE_TASK = "workflows.tasks.advance_run"
+# The lease of a run started to be advanced by its caller (see start_claimed).
+# If the caller dies mid-pass, the run is reaped after this long and a worker
+# takes it on from its last recorded step.
+CLAIMED_START_LEASE = timedelta(seconds=60)
 
 
 def start(
@@ -67,6 +71,46 @@ def start(
         # A concurrent start with the same key won; its run is the answer.
         return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key)
     return run
+
+
+def start_claimed(
+    workflow_type: str,
+    business_key: str,
+    input: dict[str, Any] | None = None,
+    *,
+    organization: Organization | int | None = None,
+) -> tuple[WorkflowRun, Lease | None]:
+    """Start a run whose first pass the caller makes itself, in this process
+    (runner.advance_claimed), with no message to a worker: a buyer waiting for
+    a payment page, a webhook completing its order.
+
+    The run is created holding the caller's lease (running, no wake-up), so no
+    worker touches it; if the caller dies before the pass ends, the lease
+    expires after CLAIMED_START_LEASE and the reaper hands the run to a
+    worker. Idempotent like `start`: an existing run is returned with no lease
+    (None), and the caller leaves it to whoever holds it."""
+    definition = registry.latest(workflow_type)
+    org_id = organization.pk if isinstance(organization, Organization) else organization
+    now = timezone.now()
+    lease = Lease(run_id=0, token=new_token(), expires_at=now + CLAIMED_START_LEASE, duration=CLAIMED_START_LEASE)
+    try:
+        with transaction.atomic():
+            run = WorkflowRun.objects.create(
+                organization_id=org_id,
+                workflow_type=workflow_type,
+                version=definition.version,
+                business_key=business_key,
+                input=input or {},
+                status=RunStatus.RUNNING,
+                started_at=now,
+                lease_owner=lease.token,
+                lease_expires_at=lease.expires_at,
+            )
+            transaction.on_commit(partial(metrics.run_started, workflow_type))
+    except IntegrityError:
+        return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key), None
+    lease.run_id = run.pk
+    return run, lease
 
 
 def wake(run_id: int, *, reason: str) -> None:

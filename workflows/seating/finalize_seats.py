@@ -14,8 +14,7 @@ from django.db import transaction
 from seating.exceptions import HoldLost
 from seating.models import SeatHold
 from seating.services.holds import seat_hold_finalize
-from ticketing.models import CapacityHold
-from ticketing.services.capacity import capacity_retake
+from ticketing.services.capacity import capacity_retake, capacity_sell_reference
 
 
 class InventoryGone(Exception):
@@ -35,8 +34,8 @@ def finalize_seat_holds(*, order_code: str) -> list[int]:
 
 def finalize_capacity_holds(*, order_code: str) -> list[int]:
     assert transaction.get_connection().in_atomic_block, "finalized in CompleteCheckout's transaction"
-    hold_ids = sorted(CapacityHold.objects.filter(reference=order_code).values_list("pk", flat=True))
-    for hold_id in hold_ids:
+    sold, lapsed = capacity_sell_reference(reference=order_code)
+    for hold_id in lapsed:
         if not capacity_retake(hold_id=hold_id):
             raise InventoryGone(f"capacity hold {hold_id}")
-    return hold_ids
+    return sorted(sold + lapsed)

@@ -13,8 +13,8 @@ from payments.sandbox.webhooks import event_data, sandbox_webhook_record
 from seating.services.plans import seating_plan_create
 from tests.factories import EventFactory, TicketTypeFactory
 from ticketing.models import TicketKind
-from workflows.engine import advance
-from workflows.models import StepKind, StepStatus, WorkflowRun, WorkflowStep
+from workflows.checkout.cancel import checkouts_expire_due
+from workflows.models import WorkflowRun
 
 PAY = "4242424242424242"
 DECLINE = "4000000000000002"
@@ -68,19 +68,23 @@ def complete_run(order_code: str) -> WorkflowRun | None:
     return WorkflowRun.objects.filter(workflow_type="checkout.complete", business_key=f"order:{order_code}").first()
 
 
+def cancel_run(order_code: str) -> WorkflowRun | None:
+    return WorkflowRun.objects.filter(workflow_type="checkout.cancel", business_key=f"order:{order_code}").first()
+
+
 def expire_checkout(order_code: str) -> WorkflowRun:
-    """Let the order's hold run out now: its timers fall due and the run advances."""
-    run = checkout_run(order_code)
-    past = timezone.now() - timedelta(seconds=1)
-    WorkflowStep.objects.filter(run=run, kind=StepKind.SIGNAL, status=StepStatus.WAITING).update(next_attempt_at=past)
-    WorkflowRun.objects.filter(pk=run.pk).update(wake_at=past)
+    """Let the order's hold run out now: the expiry sweeper starts its
+    CancelCheckout run, which advances at once (eager Celery). Returns it."""
     from seating.models import SeatHold
     from ticketing.models import CapacityHold, Order
 
+    past = timezone.now() - timedelta(seconds=1)
     Order.objects.filter(code=order_code).update(expires_at=past)
     CapacityHold.objects.filter(reference=order_code).update(expires_at=past)
     SeatHold.objects.filter(reference=order_code).update(expires_at=past)
-    advance(run.pk)
+    checkouts_expire_due()
+    run = cancel_run(order_code)
+    assert run is not None
     run.refresh_from_db()
     return run
 

@@ -9,7 +9,9 @@ from django.core import mail
 from tests.workflows.checkout.conftest import complete_run, pay
 from tests.workflows.helpers import advance_until_killed, fresh, rewind, wait_for_row_release
 from ticketing.models import CapacityHold, EmailDelivery, Order, OrderStatus, Ticket
-from workflows.checkout.start import checkout_begin, checkout_outcome
+from workflows.checkout import complete as complete_module
+from workflows.checkout.start import WORKFLOW, checkout_input, checkout_outcome
+from workflows.engine import start
 from workflows.engine.leases import lease_duration
 from workflows.engine.sweepers import reap_expired_leases
 from workflows.models import RunStatus
@@ -23,26 +25,30 @@ def _resume(run) -> None:
     assert reap_expired_leases() == 1  # eager Celery: the run advances right here
 
 
-def test_a_worker_killed_mid_checkout_resumes_and_sells_once(ga, broker):
-    # given a checkout nobody in this process advances
+def test_a_worker_killed_mid_checkout_resumes_and_sells_once(ga, broker, monkeypatch):
+    # given a checkout nobody in this process advances (a request that queued
+    # it and died), and completions left to the workers too
     broker.mode = "hold"
-    run = checkout_begin(
+    data, cart = checkout_input(
         event_id=ga.event_id,
         buyer_name="Grace Hopper",
         buyer_email="grace@example.com",
         tickets=[{"ticket_type": ga.pk, "quantity": 2}],
     )
+    run = start(WORKFLOW, f"order:{data['order_code']}", data, organization=cart.organization_id)
+    monkeypatch.setattr(complete_module, "start_claimed", lambda *args, **kwargs: (start(*args, **kwargs), None))
 
-    # when a worker dies right after reserving, before recording it
-    advance_until_killed(run, step="reserve_inventory")
+    # when a worker dies right after placing the order, before recording it
+    advance_until_killed(run, step="place_order")
     wait_for_row_release(run)
     ga.refresh_from_db()
-    assert ga.held == 0  # the reservation died with its record
+    assert ga.held == 0  # the order and its reservation died with their record
+    assert not Order.objects.exists()
 
     # then the resumed run reserves exactly once and opens the payment page
     broker.mode = "deliver"
     _resume(run)
-    started = checkout_outcome(run_id=run.pk)
+    started = checkout_outcome(fresh(run))
     ga.refresh_from_db()
     assert ga.held == 2
     assert CapacityHold.objects.count() == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from payments.exceptions import ProviderUnavailable
 from payments.models import Payment, PaymentStatus, Refund, SandboxWebhook
@@ -14,6 +15,7 @@ from seating.services.holds import seat_hold_create
 from tests.invariants import assert_inventory_consistent
 from tests.workflows.checkout.conftest import (
     DECLINE,
+    cancel_run,
     checkout_run,
     complete_run,
     expire_checkout,
@@ -24,7 +26,7 @@ from tests.workflows.checkout.conftest import (
 from ticketing.models import CapacityHold, EmailDelivery, HoldStatus, Order, OrderStatus, Ticket, TicketType
 from workflows.checkout.cancel import cancel_checkout
 from workflows.checkout.start import CheckoutFailed, start_checkout
-from workflows.models import RunStatus
+from workflows.models import OutboxMessage, RunStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("check_inventory")]
 
@@ -65,6 +67,7 @@ def test_ga_checkout_pays_and_issues_two_tickets_with_one_email(ga):
     assert len([a for a in message.attachments if getattr(a, "get_content_type", lambda: "")() == "image/png"]) == 2
     assert checkout_run(order.code).status == RunStatus.COMPLETED
     assert complete_run(order.code).status == RunStatus.COMPLETED
+    assert cancel_run(order.code) is None
 
 
 def test_seated_checkout_sells_exactly_the_chosen_seats(hall):
@@ -121,13 +124,11 @@ def test_a_provider_error_compensates_the_order_and_the_holds(ga, monkeypatch):
     run = checkout_run(order.code)
     assert run.status == RunStatus.COMPENSATED
     names = list(run.steps.order_by("sequence").values_list("name", flat=True))
-    assert names[-2:] == ["compensate:reserve_inventory", "compensate:create_order"]
+    assert names == ["place_order", "create_payment_session", "compensate:place_order"]
 
 
 def test_a_seat_taken_meanwhile_fails_cleanly_and_keeps_nothing(hall):
     from datetime import timedelta
-
-    from django.utils import timezone
 
     taken = seat_ids(hall, ["B 2"])
     seat_hold_create(event_id=hall.pk, seat_ids=taken, expires_at=timezone.now() + timedelta(minutes=5))
@@ -137,7 +138,7 @@ def test_a_seat_taken_meanwhile_fails_cleanly_and_keeps_nothing(hall):
 
     assert info.value.code == "seat_unavailable"
     assert info.value.status == 409
-    assert Order.objects.get().status == OrderStatus.CANCELLED
+    assert not Order.objects.exists()  # the order and its holds commit together or not at all
     assert Seat.objects.filter(status=SeatStatus.HELD).count() == 1  # only the other buyer's
 
 
@@ -149,6 +150,7 @@ def test_sold_out_is_reported_and_nothing_is_kept(ga):
         _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 1}])
     assert info.value.code == "sold_out"
     assert _counts(ga) == (0, 2)
+    assert Order.objects.count() == 1  # the failed attempt left no order behind
 
 
 def test_an_exception_inside_complete_checkout_leaves_nothing_partial(ga, monkeypatch):
@@ -187,6 +189,7 @@ def test_the_buyer_can_cancel_before_paying(ga):
     assert cancel_checkout(order_code=started.order_code) is True
     order = Order.objects.get(code=started.order_code)
     assert order.status == OrderStatus.CANCELLED
+    assert cancel_run(order.code).output["outcome"] == "cancelled"
     assert _counts(ga) == (0, 0)
     assert cancel_checkout(order_code=started.order_code) is False
 
@@ -250,7 +253,6 @@ def test_a_late_payment_is_refunded_when_its_tickets_are_gone(ga):
         "complete_order",
         "refund_late_payment",
         "tell_buyer_refunded",
-        "tell_checkout",
     ]
     subjects = sorted(m.subject for m in mail.outbox)
     assert any("refunded" in s for s in subjects)
@@ -258,34 +260,41 @@ def test_a_late_payment_is_refunded_when_its_tickets_are_gone(ga):
     assert_inventory_consistent()
 
 
-def test_a_worker_that_takes_the_run_first_is_waited_for_not_cancelled(ga, broker, monkeypatch):
-    """In production the run's queued advance may reach a worker before the
-    request advances it itself; the request then waits for that pass."""
-    import threading
-    import time
-
-    from django.db import connections
-
-    import workflows.checkout.start as start_module
-    from config.celery import app
-
-    app.conf.task_always_eager = False  # as in production (tests/conftest.py restores it)
-    broker.mode = "hold"  # the queued advance is "in the worker's hands"
-    real_advance = start_module.advance
-
-    def worker_has_it(run_id: int) -> bool:
-        def worker() -> None:
-            time.sleep(0.3)
-            real_advance(run_id)
-            connections.close_all()
-
-        threading.Thread(target=worker).start()
-        return False
-
-    monkeypatch.setattr(start_module, "advance", worker_has_it)
-
+def test_a_checkout_ends_once_the_payment_page_is_open_and_the_run_records_its_steps(ga):
     started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
 
+    run = checkout_run(started.order_code)
+    assert run.status == RunStatus.COMPLETED
+    assert run.output["payment_url"] == started.payment_url
+    assert [(s.name, s.status) for s in run.steps.order_by("sequence")] == [
+        ("place_order", "completed"),
+        ("create_payment_session", "completed"),
+    ]
+    assert not OutboxMessage.objects.filter(task_name="workflows.tasks.advance_run").exists()  # no worker hop
+
+
+def test_a_started_run_whose_starter_died_is_finished_by_a_worker(ga):
+    """start_claimed leaves the run to its starter; if that process dies before
+    its pass, the short lease runs out and the reaper hands the run on."""
+    from tests.workflows.helpers import rewind
+    from workflows.checkout.start import WORKFLOW, checkout_input, checkout_outcome
+    from workflows.engine import start_claimed
+    from workflows.engine.runs import CLAIMED_START_LEASE
+    from workflows.engine.sweepers import reap_expired_leases
+
+    data, cart = checkout_input(
+        event_id=ga.event_id,
+        buyer_name="Ada",
+        buyer_email="ada@example.com",
+        tickets=[{"ticket_type": ga.pk, "quantity": 1}],
+    )
+    run, lease = start_claimed(WORKFLOW, f"order:{data['order_code']}", data, organization=cart.organization_id)
+    assert lease is not None
+    assert reap_expired_leases() == 0  # the starter's lease is still good
+
+    rewind(run, seconds=CLAIMED_START_LEASE.total_seconds() + 1)
+    assert reap_expired_leases() == 1  # eager Celery: advanced right here
+
+    started = checkout_outcome(checkout_run(data["order_code"]))
     assert started.payment_url
-    assert checkout_run(started.order_code).status == RunStatus.WAITING
-    assert _counts(ga) == (0, 2)
+    assert _counts(ga) == (0, 1)

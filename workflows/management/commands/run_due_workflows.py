@@ -1,8 +1,9 @@
 """Fire due workflow timers and retries without Celery beat.
 
 The embedded default (SQLite, eager Celery) has no beat and no worker: this
-command does one sweep (reap expired leases, relay the outbox, wake due runs;
-in eager mode those runs advance right here). `--loop` keeps sweeping, which
+command does one sweep (reap expired leases, relay the outbox, wake due runs,
+start CancelCheckout for expired checkouts; in eager mode those runs advance
+right here). `--loop` keeps sweeping, which
 is also a stand-in for beat in small deployments.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from workflows.checkout.cancel import checkouts_expire_due
 from workflows.engine import outbox, sweepers
 
 
@@ -28,8 +30,12 @@ class Command(BaseCommand):
             reaped = sweepers.reap_expired_leases()
             relayed = outbox.relay()
             woken = sweepers.wake_due_runs()
-            if options["verbosity"] > 0 and (reaped or relayed or woken or not loop):
-                self.stdout.write(f"reaped {reaped} leases, relayed {relayed} messages, woke {woken} runs")
+            expired = checkouts_expire_due()
+            if options["verbosity"] > 0 and (reaped or relayed or woken or expired or not loop):
+                self.stdout.write(
+                    f"reaped {reaped} leases, relayed {relayed} messages, woke {woken} runs, "
+                    f"ended {expired} expired checkouts"
+                )
             if not loop:
                 return
             time.sleep(interval)
