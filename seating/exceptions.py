@@ -78,6 +78,23 @@ class SeatHoldExpired(DomainError):
     status = 410
 
 
+class SeatHoldInUse(DomainError):
+    """Another checkout adopted this hold first (e.g. the checkout form sent
+    twice); `detail["order"]` names that checkout's order."""
+
+    code = "seat_hold_in_use"
+    message = "These seats are already being checked out."
+    status = 409
+
+
+class SeatHoldMismatch(DomainError):
+    """A checkout's seats are not exactly the seats of the hold it brings."""
+
+    code = "seat_hold_mismatch"
+    message = "Your held seats differ from the seats in your order. Continue with your held seats or release them."
+    status = 409
+
+
 class HoldLost(DomainError):
     """The hold expired and some of its seats were taken by someone else since."""
 

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from seating.models import PriceCategory, Row, Seat, SeatHoldStatus, SeatingPlan, SeatStatus, Section
+from seating.models import PriceCategory, Row, Seat, SeatHold, SeatHoldStatus, SeatingPlan, SeatStatus, Section
 
 SEAT_MAP_CACHE_SECONDS = 5
 
@@ -44,6 +44,44 @@ def seats_effectively_free_q(now: datetime) -> Q:
     """Seats that can be taken at `now`: free, or held by a lapsed or closed hold."""
     lapsed = Q(hold__expires_at__lte=now) | ~Q(hold__status=SeatHoldStatus.ACTIVE)
     return Q(status=SeatStatus.FREE) | (Q(status=SeatStatus.HELD) & lapsed)
+
+
+@dataclass(frozen=True)
+class HeldSeats:
+    """A hold as its buyer sees it (the seat map page's "your seats are held")."""
+
+    hold_id: int
+    seat_ids: list[int]
+    status: str
+    reference: str
+    expires_at: datetime
+    live: bool  # still protects its seats (active and not yet expired)
+
+    def seconds_left(self, now: datetime) -> int:
+        return max(0, int((self.expires_at - now).total_seconds())) if self.live else 0
+
+
+def seat_hold_for_token(*, token: str, event_id: int, now: datetime | None = None) -> HeldSeats | None:
+    """The event's hold with this token, or None. One query, no locks: a page
+    read; the services re-check everything under lock."""
+    if not token:
+        return None
+    now = now or timezone.now()
+    row = (
+        SeatHold.objects.filter(token=token, event_id=event_id)
+        .values("id", "seat_ids", "status", "reference", "expires_at")
+        .first()
+    )
+    if row is None:
+        return None
+    return HeldSeats(
+        hold_id=row["id"],
+        seat_ids=sorted(row["seat_ids"]),
+        status=row["status"],
+        reference=row["reference"],
+        expires_at=row["expires_at"],
+        live=hold_is_live(hold_status=row["status"], expires_at=row["expires_at"], now=now),
+    )
 
 
 # --- best available input ---------------------------------------------------------

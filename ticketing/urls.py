@@ -18,6 +18,7 @@ from ticketing.views.orders import (
     order_status,
     ticket_detail,
 )
+from ticketing.views.seat_holds import seat_hold_page, seat_release_page
 
 app_name = "ticketing"
 
@@ -28,6 +29,8 @@ urlpatterns = [
     path("events/<int:event_id>/seats/", seat_map_page, name="seat-map"),
     path("events/<int:event_id>/seats/status.json", seat_map_status, name="seat-map-status"),
     path("events/<int:event_id>/seats/best/", seat_best_available_page, name="seat-best-available"),
+    path("events/<int:event_id>/seats/hold/", seat_hold_page, name="seat-hold"),
+    path("events/<int:event_id>/seats/release/", seat_release_page, name="seat-release"),
     path("events/<int:event_id>/checkout/", checkout_page, name="checkout"),
     path("orders/<str:code>/", order_detail, name="order-detail"),
     path("orders/<str:code>/status.json", order_status, name="order-status"),

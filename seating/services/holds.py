@@ -1,4 +1,4 @@
-"""Seat holds: create, release, finalize (sell), extend, expire; return sold seats.
+"""Seat holds: create, release, finalize (sell), extend, adopt, expire; return sold seats.
 
 Holding is a compare-and-set on exactly the chosen seat rows, all or nothing:
 the seats are locked (`FOR NO KEY UPDATE OF seating_seat`) in ascending id
@@ -39,6 +39,8 @@ from seating.exceptions import (
     OrphanSeat,
     SeatBlocked,
     SeatHoldExpired,
+    SeatHoldInUse,
+    SeatHoldMismatch,
     SeatHoldNotFound,
     SeatUnavailable,
     SeatWrongEvent,
@@ -418,6 +420,82 @@ def seat_hold_extend(
             return hold
         SeatHold.objects.filter(pk=hold.pk).update(expires_at=until)
         hold.expires_at = until
+        return hold
+
+
+def seat_hold_adopt(
+    *,
+    token: str,
+    event_id: int,
+    order_code: str,
+    seat_ids: Sequence[int],
+    expires_at: datetime,
+    now: datetime | None = None,
+    by: Any = None,
+) -> SeatHold:
+    """Hand a buyer's live, unclaimed hold (made on the seat map page, with an
+    empty reference) to their order: its reference becomes `order_code` and it
+    expires with the order (`expires_at`), so finalizing, releasing and
+    sweeping treat it as the order's own hold. No seat changes state.
+
+    Locks the hold's seats (id order), then the hold: the order every function
+    here takes, and the locks a new hold takes before it reads a lapsed hold's
+    expiry, so a hold cannot be adopted while its seats are being taken over.
+
+    Idempotent for the same order: a retried step gets the hold back. Raises,
+    changing nothing: SeatHoldNotFound (no such hold for this event),
+    SeatHoldExpired (lapsed or closed; never revived here, its seats may be
+    someone else's already), SeatHoldInUse (claimed by another reference, e.g.
+    the same checkout form sent twice), SeatHoldMismatch (`seat_ids` are not
+    exactly the hold's seats). The cached seat map is dropped after commit."""
+    now = now or timezone.now()
+    if timezone.is_naive(expires_at) or expires_at <= now:
+        raise InvalidInput("A hold must expire in the future.", detail={"expires_at": str(expires_at)})
+    if not order_code:
+        raise InvalidInput("Adopting a hold needs the order's code.", detail={"field": "order_code"})
+    wanted = seat_ids_clean(seat_ids)
+    with transaction.atomic(), lock_timeout():
+        found = (
+            SeatHold.objects.filter(token=token, event_id=event_id).values_list("pk", "seat_ids").first()
+            if token
+            else None
+        )
+        if found is None:
+            raise SeatHoldNotFound(detail={"event": event_id})
+        hold_id, held_ids = found
+        seats = _lock_seats(sorted(held_ids))
+        hold = _lock_hold(hold_id)
+        if hold is None:
+            raise SeatHoldNotFound(detail={"event": event_id})
+        if hold.reference == order_code and hold.status in (SeatHoldStatus.ACTIVE, SeatHoldStatus.CONVERTED):
+            return hold  # adopted by this order already: a retried step
+        if not hold_is_live(hold_status=hold.status, expires_at=hold.expires_at, now=now):
+            raise SeatHoldExpired(detail={"status": hold.status, "expires_at": hold.expires_at.isoformat()})
+        if hold.reference:
+            raise SeatHoldInUse(detail={"hold": hold.pk, "order": hold.reference})
+        if wanted != sorted(held_ids):
+            raise SeatHoldMismatch(detail={"held": sorted(held_ids), "requested": wanted})
+        lost = [s["id"] for s in seats if s["hold_id"] != hold.pk or s["status"] != SeatStatus.HELD]
+        if lost or len(seats) != len(held_ids):
+            # Cannot happen to a live hold through these services; say so rather than sell a broken hold.
+            raise HoldLost(detail={"hold": hold.pk, "seat_ids": lost})
+
+        adopted = SeatHold.objects.filter(pk=hold.pk, status=SeatHoldStatus.ACTIVE, reference="").update(
+            reference=order_code, expires_at=expires_at
+        )
+        if adopted != 1:
+            raise AssertionError(f"seat hold {hold.pk} changed under its lock")
+        AuditLogEntry.objects.record_many(
+            objects=[hold],
+            field="reference",
+            source="unclaimed",
+            target=order_code,
+            transition="adopt",
+            actor=by,
+            reason=f"adopted by order {order_code}, expiry {hold.expires_at.isoformat()} -> {expires_at.isoformat()}",
+        )
+        hold.reference, hold.expires_at = order_code, expires_at
+        seat_map_invalidate(event_id=hold.event_id)
         return hold
 
 

@@ -1,12 +1,16 @@
-"""A buyer in a real browser: GA tickets, seats on the map, a declined card."""
+"""A buyer in a real browser: GA tickets, seats held on the map, a declined card."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
+from django.utils import timezone
 from playwright.sync_api import expect
 
+from seating.models import SeatHold, SeatHoldStatus
 from tests.pages.conftest import DECLINE, PAY
 from ticketing.models import Order, OrderStatus
 
@@ -62,9 +66,23 @@ def test_pick_two_seats_pay_and_see_the_seat_labels(site, page, hall):
     expect(page.locator('g.seat[aria-checked="true"]')).to_have_count(2)
     expect(page.locator("#selection-list li")).to_have_count(2)
     page.shot("two-seats-selected")
-    page.get_by_role("button", name="Continue").click()
+    page.get_by_role("button", name="Hold these seats").click()
+
+    # Held: the seats, a live countdown from 15 minutes, release or continue.
+    expect(page.get_by_role("heading", name="Your seats are held")).to_be_visible()
+    expect(page.locator("#held-list li")).to_have_count(2)
+    countdown = page.get_by_role("timer")
+    expect(countdown).to_be_visible()
+    expect(countdown).to_have_text(re.compile(r"^1[45]:\d\d$"))
+    first = countdown.text_content()
+    expect(countdown).not_to_have_text(first, timeout=3_000)  # it ticks
+    expect(page.locator('g.seat.mine[aria-checked="true"]')).to_have_count(2)
+    expect(page.get_by_role("button", name="Release these seats")).to_be_visible()
+    page.shot("seats-held-with-countdown")
+    page.get_by_role("link", name="Continue to checkout").click()
 
     expect(page.get_by_text("Seats: Stalls A 4, Stalls A 5")).to_be_visible()
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^1[45]:\d\d$"))
     _fill_details(page)
     page.shot("checkout-seats")
     page.get_by_role("button", name=re.compile("Continue to payment")).click()
@@ -74,6 +92,8 @@ def test_pick_two_seats_pay_and_see_the_seat_labels(site, page, hall):
     expect(page.locator(".seat-label")).to_have_text(["Seat Stalls A 4", "Seat Stalls A 5"])
     expect(page.locator("svg.ticket-qr")).to_have_count(2)
     page.shot("order-with-seat-labels")
+    hold = SeatHold.objects.get()  # the hold made on the map is the one that sold
+    assert (hold.status, hold.reference) == (SeatHoldStatus.CONVERTED, Order.objects.get().code)
 
 
 def test_a_declined_card_shows_the_retry_message(site, page, ga):
@@ -95,3 +115,26 @@ def test_a_declined_card_shows_the_retry_message(site, page, ga):
     _pay(page, PAY)
     expect(page.locator("svg.ticket-qr")).to_have_count(1)
     page.shot("paid-after-retry")
+
+
+def test_a_hold_that_lapses_on_the_page_says_so_and_offers_to_start_again(site, page, hall):
+    page.goto(f"{site}/events/{hall.pk}/seats/")
+    page.get_by_label("Number of seats").select_option("2")
+    page.get_by_role("button", name="Hold the best seats").click()
+    expect(page.get_by_role("heading", name="Your seats are held")).to_be_visible()
+    # Let the hold run out in a few seconds instead of fifteen minutes.
+    hold = SeatHold.objects.get()
+    SeatHold.objects.filter(pk=hold.pk).update(expires_at=timezone.now() + timedelta(seconds=3))
+    cache.clear()  # the seat map's cached copy has the old expiry
+    page.reload()
+    expect(page.get_by_role("timer")).to_have_text(re.compile(r"^0:0[0-3]$"))
+
+    expect(page.locator("#hold-timer")).to_contain_text("Your hold expired.", timeout=6_000)
+    page.shot("hold-lapsing")
+    expect(page.locator('[data-message="hold_expired"]')).to_be_visible(timeout=8_000)
+    expect(page.locator('g.seat[aria-checked="true"]')).to_have_count(2)  # the same seats, to hold again
+    page.shot("hold-expired-start-again")
+    page.get_by_role("button", name="Hold these seats").click()
+
+    expect(page.get_by_role("heading", name="Your seats are held")).to_be_visible()
+    assert sorted(SeatHold.objects.exclude(pk=hold.pk).get().seat_ids) == sorted(hold.seat_ids)

@@ -1,9 +1,13 @@
 """The checkout page: buyer details, the fee breakdown, then the payment page.
 
 The cart travels in the query string (GET) and in hidden fields (POST):
-`qty_<ticket type id>=n` and `seats=1,2`. Nothing is held until the buyer
-submits the form; then StartCheckout validates again, holds the inventory
-and opens the payment session."""
+`qty_<ticket type id>=n` and `seats=1,2`. Seats the buyer held on the seat map
+are in their session (ticketing.views.hold_session): the page shows the
+hold's countdown, and StartCheckout adopts that hold for the order instead of
+holding the seats again; the session forgets it once the checkout started.
+Anything else is held only when the buyer submits the form; then
+StartCheckout validates again, holds the inventory and opens the payment
+session."""
 
 from __future__ import annotations
 
@@ -16,20 +20,32 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
-from seating.exceptions import HoldLost, SeatBlocked, SeatUnavailable
-from seating.models import Seat
+from seating.exceptions import (
+    HoldLost,
+    SeatBlocked,
+    SeatHoldExpired,
+    SeatHoldInUse,
+    SeatHoldMismatch,
+    SeatHoldNotFound,
+    SeatUnavailable,
+)
+from seating.models import Seat, SeatHoldStatus
+from seating.selectors import HeldSeats
 from ticketing.exceptions import Busy, DomainError, InvalidInput
 from ticketing.forms import CheckoutForm, cart_from_query, cart_query, donation_cents_from
 from ticketing.integrations import order_created_publish
 from ticketing.models import Event, FunnelStep, Order, TicketType
 from ticketing.rate_limits import CHECKOUT_STARTS, client_ip, rate_limit_hit
 from ticketing.views.events import event_page_context, visible_event
+from ticketing.views.hold_session import session_hold, session_hold_forget, session_hold_token
 from workflows.analytics.track_funnel_event import track_funnel_event
 from workflows.checkout.cart import PricedCart, cart_price
 from workflows.checkout.start import start_checkout
 
 # Errors about particular seats: back to the seat map, keeping the rest of the selection.
 SEAT_ERRORS = (SeatUnavailable.code, SeatBlocked.code, HoldLost.code)
+# The buyer's seat hold lapsed (or vanished) before the checkout could adopt it.
+HOLD_GONE = (SeatHoldExpired.code, SeatHoldNotFound.code)
 
 
 def _cart_lines(cart: PricedCart) -> list[dict[str, Any]]:
@@ -58,6 +74,7 @@ def _render_checkout(
     tickets: list[dict[str, int]],
     seat_ids: list[int],
     cart: PricedCart,
+    held: HeldSeats | None = None,
     error: str = "",
     status: int = 200,
 ) -> HttpResponse:
@@ -75,8 +92,50 @@ def _render_checkout(
         "currency": cart.currency,
         "error": error,
         "back_url": back,
+        "held": held,
     }
+    if held is not None:
+        left = held.seconds_left(timezone.now())
+        context.update({"seconds_left": left, "countdown": f"{left // 60}:{left % 60:02d}"})
     return render(request, "ticketing/checkout.html", context, status=status)
+
+
+def _seat_map_redirect(event: Event, **query: str) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("ticketing:seat-map", args=[event.pk]) + "?" + urlencode(query))
+
+
+def _hold_problem(request: HttpRequest, *, event: Event, code: str, detail: Any, seat_ids: list[int]) -> HttpResponse:
+    """The buyer's seat hold could not be adopted: say why where they can act."""
+    seats = ",".join(map(str, seat_ids))
+    if code in HOLD_GONE:
+        session_hold_forget(request, event.pk)
+        return _seat_map_redirect(event, seats=seats, error=SeatHoldExpired.code)
+    if code == SeatHoldInUse.code:
+        # The same form sent twice: the first checkout has the seats; show it.
+        session_hold_forget(request, event.pk)
+        other = str((detail or {}).get("order", "")) if isinstance(detail, dict) else ""
+        if other and Order.objects.filter(code=other, event_id=event.pk).exists():
+            return HttpResponseRedirect(reverse("ticketing:order-detail", args=[other]))
+        return _seat_map_redirect(event, error=code)
+    return _seat_map_redirect(event, error=SeatHoldMismatch.code)  # the map shows the held seats
+
+
+def _buyer_hold(request: HttpRequest, *, event: Event, seat_ids: list[int]) -> HeldSeats | HttpResponse | None:
+    """The live hold the buyer made on the seat map for exactly these seats
+    (the checkout adopts it); None when there is none (the checkout holds the
+    seats itself); or the way back to the map when it lapsed or is for other
+    seats. A read: the run re-checks all of it under the seats' locks."""
+    held = session_hold(request, event.pk) if seat_ids else None
+    if held is None:
+        return None
+    if not held.live:
+        if held.status in (SeatHoldStatus.ACTIVE, SeatHoldStatus.EXPIRED):
+            return _hold_problem(request, event=event, code=SeatHoldExpired.code, detail=None, seat_ids=seat_ids)
+        session_hold_forget(request, event.pk)  # released: nothing to adopt
+        return None
+    if held.seat_ids != sorted(seat_ids):
+        return _hold_problem(request, event=event, code=SeatHoldMismatch.code, detail=None, seat_ids=seat_ids)
+    return held
 
 
 def _cart_problem(
@@ -106,6 +165,9 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
     event = visible_event(event_id)
     data = request.POST if request.method == "POST" else request.GET
     tickets, seat_ids = cart_from_query(data)
+    held = _buyer_hold(request, event=event, seat_ids=seat_ids)
+    if isinstance(held, HttpResponse):
+        return held
     form = CheckoutForm(request.POST) if request.method == "POST" else CheckoutForm()
     try:
         cart = cart_price(
@@ -120,7 +182,15 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
 
     def again(error: str = "", status: int = 200) -> HttpResponse:
         return _render_checkout(
-            request, event=event, form=form, tickets=tickets, seat_ids=seat_ids, cart=cart, error=error, status=status
+            request,
+            event=event,
+            form=form,
+            tickets=tickets,
+            seat_ids=seat_ids,
+            cart=cart,
+            held=held,
+            error=error,
+            status=status,
         )
 
     if request.method == "GET" or request.POST.get("action") == "review":
@@ -140,6 +210,7 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
             tickets=tickets,
             seat_ids=seat_ids,
             donation_cents=form.donation_cents,
+            seat_hold_token=session_hold_token(request, event.pk) if held is not None else "",
         )
     except InvalidInput as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {}
@@ -152,13 +223,17 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
         response["Retry-After"] = str(exc.retry_after_seconds)
         return response
     except DomainError as exc:  # sold out, a seat taken meanwhile, sales closed, ...
+        if held is not None and exc.code in (*HOLD_GONE, SeatHoldInUse.code, SeatHoldMismatch.code):
+            return _hold_problem(request, event=event, code=exc.code, detail=exc.detail, seat_ids=seat_ids)
         return _cart_problem(request, event=event, exc=exc, tickets=tickets, seat_ids=seat_ids)
+    if held is not None:
+        session_hold_forget(request, event.pk)  # the order has the hold now
     order_created_publish(order=Order.objects.get(pk=started.order_id))
     quantity = sum(t["quantity"] for t in tickets) + len(seat_ids)
     track_funnel_event(
         step=FunnelStep.CHECKOUT_STARTED, event_id=event.pk, order_code=started.order_code, quantity=quantity
     )
-    if seat_ids:
+    if seat_ids and held is None:  # seats held on the seat map were counted there
         track_funnel_event(
             step=FunnelStep.SEATS_HELD, event_id=event.pk, order_code=started.order_code, quantity=len(seat_ids)
         )

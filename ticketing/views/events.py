@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from seating.exceptions import (
@@ -16,9 +18,15 @@ from seating.exceptions import (
     NoSeatsAvailable,
     OrphanSeat,
     SeatBlocked,
+    SeatHoldExpired,
+    SeatHoldInUse,
+    SeatHoldMismatch,
     SeatUnavailable,
+    SeatWrongEvent,
     UnknownCategory,
+    UnknownSeat,
 )
+from seating.models import SeatHoldStatus
 from seating.selectors import seat_map_for_event
 from seating.services.best_available import seat_best_available
 from seating.services.holds import MAX_SEATS_PER_HOLD
@@ -26,6 +34,7 @@ from ticketing.exceptions import Busy, InvalidInput, InvalidQuantity, NotOnSale,
 from ticketing.forms import BestAvailableForm, seat_ids_from
 from ticketing.models import Event, EventStatus, FunnelStep
 from ticketing.selectors import SaleState, events_listing, ticket_type_offers
+from ticketing.views.hold_session import session_hold, session_hold_forget
 from workflows.analytics.track_funnel_event import track_funnel_event
 
 # Events a buyer may look at; drafts are not public.
@@ -41,6 +50,10 @@ SEAT_MAP_ERRORS: dict[str, str] = {
         SeatBlocked,
         SeatUnavailable,
         HoldLost,
+        UnknownSeat,
+        SeatWrongEvent,
+        SeatHoldInUse,
+        SeatHoldMismatch,
         SoldOut,
         SalesNotStarted,
         SalesEnded,
@@ -55,6 +68,9 @@ SEAT_MAP_ERRORS.update(
         InvalidSeatSelection.code: f"Choose between 1 and {MAX_SEATS_PER_HOLD} seats.",
         InvalidQuantity.code: "That is more seats of one price category than one order may have.",
         InvalidInput.code: "Choose at least one seat.",
+        "empty": "Choose at least one seat.",
+        # Shown as the "hold expired" notice, with the way to start again.
+        SeatHoldExpired.code: "",
     }
 )
 
@@ -86,7 +102,7 @@ def event_detail(request: HttpRequest, event_id: int) -> HttpResponse:
     return render(request, "ticketing/event_detail.html", event_page_context(event))
 
 
-def _seat_map_or_404(event: Event) -> Any:
+def seat_map_or_404(event: Event) -> Any:
     seat_map = seat_map_for_event(event_id=event.pk)
     if seat_map is None:
         raise Http404("This event has no seat map.")
@@ -97,13 +113,48 @@ def _seat_map_or_404(event: Event) -> Any:
 def seat_map_page(request: HttpRequest, event_id: int) -> HttpResponse:
     """The plan as SVG. `?seats=` preselects seats (best available, or what is
     left of a selection after a seat was taken); `?taken=` names the seats
-    that were taken meanwhile, to say so."""
+    that were taken meanwhile, to say so.
+
+    While the buyer's session holds seats of this event (made through
+    ticketing.views.seat_holds), the page shows them held, with the countdown
+    to the hold's expiry, "release" and "continue to checkout", instead of
+    the selection.
+    A hold that lapsed is said so once, with its seats preselected again (if
+    still free) to hold them anew."""
     event = visible_event(event_id)
-    seat_map = _seat_map_or_404(event)
+    seat_map = seat_map_or_404(event)
+    now = timezone.now()
     by_id = {s["id"]: s for s in seat_map.seats}
+    categories = {c["id"]: c for c in seat_map.categories}
     taken_ids = [i for i in seat_ids_from(request.GET.get("taken", "")) if i in by_id]
     selected = [i for i in seat_ids_from(request.GET.get("seats", "")) if by_id.get(i, {}).get("status") == "free"]
-    categories = {c["id"]: c for c in seat_map.categories}
+    hold_expired = request.GET.get("error") == SeatHoldExpired.code
+    held = session_hold(request, event.pk, now=now)
+    if held is not None and not held.live:
+        session_hold_forget(request, event.pk)
+        hold_expired = hold_expired or held.status in (SeatHoldStatus.ACTIVE, SeatHoldStatus.EXPIRED)
+        selected = selected or [i for i in held.seat_ids if by_id.get(i, {}).get("status") == "free"]
+        held = None
+    hold_context: dict[str, Any] = {"held": held, "held_ids": [], "hold_expired": hold_expired}
+    if held is not None:
+        held_seats = [
+            {**by_id[i], "category": categories[by_id[i]["category_id"]]} for i in held.seat_ids if i in by_id
+        ]
+        seconds_left = held.seconds_left(now)
+        selected = []
+        hold_context.update(
+            {
+                "held_ids": held.seat_ids,
+                "held_seats": held_seats,
+                "held_total_cents": sum(s["category"]["price_cents"] for s in held_seats),
+                "held_currency": held_seats[0]["category"]["currency"] if held_seats else event.currency,
+                "seconds_left": seconds_left,
+                "countdown": f"{seconds_left // 60}:{seconds_left % 60:02d}",
+                "checkout_url": reverse("ticketing:checkout", args=[event.pk])
+                + "?"
+                + urlencode({"seats": ",".join(map(str, held.seat_ids))}),
+            }
+        )
     row_ends: dict[int, tuple[float, float]] = {}
     section_box: dict[int, list[float]] = {}
     for seat in seat_map.seats:
@@ -147,8 +198,11 @@ def seat_map_page(request: HttpRequest, event_id: int) -> HttpResponse:
             "taken_ids": taken_ids,
             "best_form": BestAvailableForm(categories=seat_map.categories),
             "max_seats": MAX_SEATS_PER_HOLD,
+            "hold_minutes": settings.SEAT_HOLD_MINUTES,
             "error": SEAT_MAP_ERRORS.get(request.GET.get("error", ""), ""),
             "on_sale": event.is_on_sale,
+            "released": bool(request.GET.get("released")) and bool(selected),
+            **hold_context,
         },
     )
 
@@ -158,7 +212,7 @@ def seat_map_status(request: HttpRequest, event_id: int) -> JsonResponse:
     """Live availability for the page's polling: seat id -> effective status
     (from the briefly cached map, so a rush of polls costs no queries)."""
     event = visible_event(event_id)
-    seat_map = _seat_map_or_404(event)
+    seat_map = seat_map_or_404(event)
     response = JsonResponse({"seats": {str(s["id"]): s["status"] for s in seat_map.seats}})
     response["Cache-Control"] = "no-store"
     return response
@@ -166,10 +220,11 @@ def seat_map_status(request: HttpRequest, event_id: int) -> JsonResponse:
 
 @require_GET
 def seat_best_available_page(request: HttpRequest, event_id: int) -> HttpResponse:
-    """Best available n seats of a category: a read, so a GET form; the seats
-    are chosen here and held only when the checkout starts."""
+    """Best available n seats of a category, chosen but not held: the seats
+    come back preselected on the map. (The map's own best-available form
+    holds them at once, through ticketing.views.seat_holds.)"""
     event = visible_event(event_id)
-    seat_map = _seat_map_or_404(event)
+    seat_map = seat_map_or_404(event)
     form = BestAvailableForm(request.GET, categories=seat_map.categories)
     url = reverse("ticketing:seat-map", args=[event.pk])
     if not form.is_valid():

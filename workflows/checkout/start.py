@@ -100,6 +100,7 @@ def place_order(data: dict[str, Any]) -> dict[str, Any]:
         order_code=data["order_code"],
         lines=cart["lines"],
         expires_at=datetime.fromisoformat(data["expires_at"]),
+        seat_hold_token=data.get("seat_hold_token", ""),
     )
     return {**order, **reservation}
 
@@ -191,6 +192,7 @@ def checkout_input(
     donation_cents: Any = 0,
     provider: str = "sandbox",
     return_url: str | None = None,
+    seat_hold_token: str = "",
 ) -> tuple[dict[str, Any], PricedCart]:
     """Validate and price the cart: the run's input. Raises the domain error
     of the first problem; reads only."""
@@ -210,6 +212,7 @@ def checkout_input(
         "provider": provider,
         "session_in_process": _provider_in_process(provider),
         "return_url": return_url or f"{settings.SITE_URL}/orders/{code}/",
+        "seat_hold_token": seat_hold_token,
     }
     return data, cart
 

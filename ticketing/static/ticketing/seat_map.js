@@ -3,7 +3,8 @@
 (function () {
   "use strict";
   var svg = document.getElementById("seatmap");
-  if (!svg) return;
+  // While seats are held, the map only shows them (hold_countdown.js runs the timer).
+  if (!svg || svg.getAttribute("data-mode") === "held") return;
   var maxSeats = parseInt(svg.getAttribute("data-max"), 10) || 20;
   var input = document.getElementById("seats-input");
   var list = document.getElementById("selection-list");
