@@ -28,7 +28,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/mypy ticketing seating payments finance workflows
+	$(BIN)/mypy ticketing seating payments finance scanning workflows
 
 # The browser tests drive Debian's chromium (never a downloaded browser build).
 chromium:

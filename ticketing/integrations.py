@@ -125,7 +125,8 @@ def event_publish_if_wanted(*, organization_id: int, event_type: str, payload: d
     """Publish `event_type` inside the caller's transaction when a subscription
     wants it (one query when nobody listens). For the events that workflows
     announce as part of their own change: order.refunded, ticket.transferred,
-    ticket.revoked, settlement.completed, payout.paid, payout.failed."""
+    ticket.revoked, settlement.completed, payout.paid, payout.failed, and
+    checkin.created (an admitted entry, workflows.scanning.process_scan)."""
     assert transaction.get_connection().in_atomic_block, "published with the change that causes it"
     if subscribed_event_types(organization_id=organization_id, event_types=(event_type,)):
         webhook_event_publish(organization_id=organization_id, event_type=event_type, payload=payload)

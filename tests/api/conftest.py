@@ -16,6 +16,9 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from scanning.models import Device, Scan
+from scanning.services.devices import device_create
+from scanning.services.scans import scan_process
 from seating.models import SeatHold
 from seating.services.holds import seat_hold_create
 from tests.factories import EventFactory, OrganizationFactory, TicketTypeFactory
@@ -53,6 +56,8 @@ class World:
     ticket: Ticket
     run: WorkflowRun
     pending: Order  # unpaid, with its checkout run waiting
+    device: Device  # a scanning device of `event`
+    scan: Scan  # one scan it recorded
 
 
 def make_order(event: Event, ticket_type: TicketType, *, email: str = "buyer@example.com", paid: bool = True) -> Order:
@@ -101,6 +106,8 @@ def make_world(name: str) -> World:
             status=StepStatus.COMPLETED,
             idempotency_key=f"run-{run.pk}-1",
         )
+    device, _ = device_create(event=event, name=f"{name} handheld", gate="Main gate")
+    scanned = scan_process(device=device, code="not a ticket", direction="in", nonce=f"{name}-1").scan
     return World(
         organization=organization,
         event=event,
@@ -112,6 +119,8 @@ def make_world(name: str) -> World:
         ticket=order.tickets.first(),
         run=run,
         pending=pending,
+        device=device,
+        scan=scanned,
     )
 
 

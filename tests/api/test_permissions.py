@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from scanning.models import Device
 from seating.models import SeatHold, SeatHoldStatus
 from tests.api.conftest import ROLES, World, client_for, token_for
 from ticketing.models import Event, EventStatus, Order, Ticket, TicketType
@@ -24,6 +25,7 @@ OM = frozenset({"owner", "manager"})
 READERS = frozenset({"owner", "manager", "finance", "box_office"})
 BOX = frozenset({"owner", "manager", "box_office"})
 RUNS = frozenset({"owner", "manager", "finance"})
+GATES = frozenset({"owner", "manager", "box_office", "scanner"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class Endpoint:
             run=w.run.pk,
             org=w.organization.pk,
             pending=w.pending.pk,
+            device=w.device.pk,
+            scan=w.scan.pk,
         )
 
     def payload(self, w: World) -> dict[str, Any] | None:
@@ -104,6 +108,15 @@ ENDPOINTS = [
     Endpoint("post", "tickets/{ticket}/revoke/", BOX, body=lambda w: {"reason": "fraud"}),
     Endpoint("get", "workflow-runs/", RUNS, listing="run"),
     Endpoint("get", "workflow-runs/{run}/", RUNS),
+    Endpoint("get", "scanning/devices/", GATES, listing="device"),
+    Endpoint(
+        "post", "scanning/devices/", OM, 201, lambda w: {"event": w.event.pk, "name": "Handheld 2", "gate": "South"}
+    ),
+    Endpoint("get", "scanning/devices/{device}/", GATES),
+    Endpoint("post", "scanning/devices/{device}/revoke/", OM, body=lambda w: {"reason": "lost"}),
+    # POST scanning/scans/ takes a device token, not a role: tests/scanning/test_api.py.
+    Endpoint("get", "scanning/scans/", GATES, listing="scan"),
+    Endpoint("get", "scanning/scans/{scan}/", GATES),
 ]
 
 
@@ -128,6 +141,7 @@ def _snapshot(w: World) -> dict[str, Any]:
         "signals": sorted(
             WorkflowSignal.objects.filter(run__organization=w.organization).values_list("id", "name", "payload")
         ),
+        "devices": sorted(Device.objects.filter(organization=w.organization).values_list("id", "name", "revoked_at")),
     }
 
 

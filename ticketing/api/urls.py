@@ -47,5 +47,6 @@ urlpatterns = [
     path("tickets/<api_id:pk>/revoke/", orders.TicketRevokeView.as_view(), name="ticket-revoke"),
     path("", include("seating.api.urls")),
     path("", include("workflows.api.urls")),
+    path("", include("scanning.api.urls")),
     re_path(r"^.*$", not_found, name="not-found"),
 ]
