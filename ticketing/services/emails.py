@@ -10,13 +10,11 @@ CLAIM_TIMEOUT."""
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
 from typing import Any
 
-import segno
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
@@ -25,7 +23,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind, Order, Ticket, TicketStatus
-from ticketing.services.signing_keys import ticket_code_for
+from ticketing.qr import qr_png
+from ticketing.services.signing_keys import signing_key_for_event
+from ticketing.ticket_codes import ticket_code_sign
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,12 @@ def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     if "ticket_ids" in delivery.context:
         selected = selected.filter(pk__in=delivery.context["ticket_ids"])
     tickets = list(selected.select_related("ticket_type", "seat").order_by("id"))
-    codes = {t.pk: ticket_code_for(ticket=t) for t in tickets} if delivery.kind in _WITH_CODES else {}
+    codes: dict[int, str] = {}
+    if delivery.kind in _WITH_CODES and tickets:
+        key = signing_key_for_event(event=order.event)  # one key for the order's tickets
+        for ticket in tickets:
+            ticket.event = order.event
+            codes[ticket.pk] = ticket_code_sign(ticket=ticket, key=key)
     context = {
         "order": order,
         "event": order.event,
@@ -100,9 +105,7 @@ def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     for ticket in tickets:
         if ticket.pk not in codes:
             continue  # e-mails without codes (a refund) attach no images
-        png = io.BytesIO()
-        segno.make(codes[ticket.pk], error="m").save(png, kind="png", scale=5)
-        image = MIMEImage(png.getvalue(), "png")
+        image = MIMEImage(qr_png(codes[ticket.pk]), "png")
         image.add_header("Content-ID", f"<ticket-{ticket.pk}>")
         image.add_header("Content-Disposition", "inline", filename=f"ticket-{ticket.pk}.png")
         message.attach(image)

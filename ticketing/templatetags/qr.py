@@ -10,10 +10,11 @@ is stored and a rotated key or bumped generation shows on the next render.
 
 from __future__ import annotations
 
-import segno
 from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+
+from ticketing.qr import qr_code
 
 register = template.Library()
 
@@ -25,11 +26,7 @@ def qr_svg(token: str | None, label: str = DEFAULT_LABEL) -> SafeString | str:
     """An inline SVG QR code of `token`, labelled for screen readers; "" for no token."""
     if not token:
         return ""
-    # Level M survives scratched screens and creased prints; segno raises it
-    # further when that fits in the same symbol size. Never a Micro QR:
-    # gate scanners do not all read them.
-    qr = segno.make(str(token), error="m", micro=False)
-    svg = qr.svg_inline(
+    svg = qr_code(str(token)).svg_inline(
         scale=4,
         border=4,  # the quiet zone the QR standard asks for
         dark="#000",
