@@ -15,7 +15,8 @@ Buyers talk only HTTP, like browsers and integrators do:
   GET  /pay/sandbox/<token>/                the sandbox's hosted pay page
   POST /pay/sandbox/<token>/                card 4242 4242 4242 4242 (+ CSRF)
   GET  /api/v1/public/events/<id>/seat-map/ seat-rush "clickers"
-  GET  /events/<id>/seats/best/?category=&quantity=2   seat-rush best-available
+  POST /api/v1/public/events/<id>/seat-holds/  seat-rush best-available: hold 2 seats
+  POST /api/v1/public/seat-holds/<token>/release/  only when its checkout failed
   GET  /api/v1/public/orders/<code>/        only with wait_paid
 """
 
@@ -320,42 +321,76 @@ def free_pairs(seat_map: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def seat_buyer(run: Run, index: int, tally: Tally) -> None:
-    """Wants 2 adjacent seats, once. Even-numbered buyers click a random free
-    pair on the public seat map; odd-numbered ones ask the event page's
-    best-available (there is no best-available in the public API). A seat
-    taken meanwhile (409) means: look again and choose again."""
+    """Wants 2 adjacent seats, once. Even-numbered buyers ("clickers") click a
+    random free pair on the public seat map and check out with those seats; a
+    seat taken meanwhile (409) means: look again and choose again.
+    Odd-numbered buyers hold the best available pair through the public API
+    (POST /api/v1/public/events/<id>/seat-holds/: chosen and held under the
+    seats' locks, so no two buyers get the same pair) and check out with the
+    held seats and the hold's token, which the order adopts; a 409 on holding
+    (the race for the best pair lost) means: hold again. Both kinds of 409
+    count as conflicts; the hold's are under "hold 409 <code>" in the codes."""
     rng = random.Random(f"{run.config['seed']}:{index}")
     browser = Browser(run.port, source_address(index), float(run.config.get("timeout", 30)))
     seated = run.config["seated"]
     event_id = seated["event"]
     clicker = index % 2 == 0
     tally.outcome = "clicker" if clicker else "best"
+    json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
     try:
         for _attempt in range(int(seated.get("max_attempts", 30))):
             if not run.budget_ok():
                 tally.outcome += ": stopped"
                 return
             seats: list[int] | None
+            token = ""
             if clicker:
                 response = tally.timed(browser, "seat_map", "GET", f"/api/v1/public/events/{event_id}/seat-map/")
                 pairs = free_pairs(response.json() or {}) if response.status == 200 else []
                 seats = list(rng.choice(pairs)) if pairs else None
             else:
-                query = urllib.parse.urlencode({"category": seated["category"], "quantity": 2})
-                response = tally.timed(browser, "best_available", "GET", f"/events/{event_id}/seats/best/?{query}")
-                location = urllib.parse.urlsplit(response.headers.get("location", ""))
-                picked = urllib.parse.parse_qs(location.query).get("seats", [""])[0]
-                seats = [int(s) for s in picked.split(",") if s] or None
+                try:
+                    response = tally.timed(
+                        browser,
+                        "best_available",
+                        "POST",
+                        f"/api/v1/public/events/{event_id}/seat-holds/",
+                        body=json.dumps({"category": seated["category"], "quantity": 2}).encode(),
+                        headers=json_headers,
+                    )
+                except OSError:
+                    continue
+                held = response.json()
+                if response.status != 201 or not isinstance(held, dict):
+                    code = _error_code(response)
+                    tally.codes[f"hold {response.status} {code}"] += 1
+                    detail = held.get("detail") if isinstance(held, dict) else None
+                    lost_race = isinstance(detail, dict) and detail.get("reason") == "lost_race"
+                    if response.status == 409 and code == "no_seats_available" and not lost_race:
+                        tally.outcome += ": no adjacent pair left"
+                        return
+                    if response.status == 409:
+                        tally.conflicts += 1
+                        time.sleep(rng.uniform(0, 0.05))
+                    elif response.status == 429:
+                        handle_busy(response)
+                    else:
+                        tally.note(f"hold {response.status}: {response.body[:300]!r}")
+                    continue
+                seats = [int(seat["id"]) for seat in held["seats"]]
+                token = str(held["token"])
             if seats is None:
                 tally.outcome += ": no adjacent pair left"
                 return
-            payload = {
+            payload: dict[str, Any] = {
                 "event": event_id,
                 "tickets": [],
                 "seats": seats,
                 "buyer_name": f"Seat buyer {index}",
                 "buyer_email": f"seat{index}@bench.example",
             }
+            if token:
+                payload["seat_hold_token"] = token
             try:
                 started = start_checkout(run, browser, tally, payload)
             except OSError:
@@ -367,6 +402,13 @@ def seat_buyer(run: Run, index: int, tally: Tally) -> None:
                 continue
             code = _error_code(started)
             tally.codes[f"{started.status} {code}"] += 1
+            if token:
+                # Our hold was not adopted: give its seats back rather than
+                # keep them from everyone until it expires, then hold again.
+                try:
+                    tally.timed(browser, "seat_hold_release", "POST", f"/api/v1/public/seat-holds/{token}/release/")
+                except OSError:
+                    pass
             if started.status == 409:
                 tally.conflicts += 1
                 time.sleep(rng.uniform(0, 0.05))  # the map is cached for a moment: look again shortly

@@ -289,14 +289,19 @@ def seat_hold_create(
     return hold
 
 
-def seat_hold_release(*, hold_id: int, now: datetime | None = None, by: Any = None, reason: str = "") -> bool:
+def seat_hold_release(
+    *, hold_id: int, now: datetime | None = None, by: Any = None, reason: str = "", unclaimed_only: bool = False
+) -> bool:
     """Give a hold's seats back (checkout cancelled). Returns True if this call
     released it; False (and changes nothing) if the hold does not exist or is
     no longer active: safe to repeat.
 
     Locks the hold's seats (id order), then the hold. Only seats still held by
     this hold are freed; seats a newer hold took over after this one lapsed
-    stay with it."""
+    stay with it. With `unclaimed_only` (a buyer letting go of a hold by its
+    token), an active hold that an order has adopted meanwhile is not released
+    but refused with SeatHoldInUse: checked under the hold's lock, because
+    seat_hold_adopt claims it under the same locks."""
     now = now or timezone.now()
     with transaction.atomic(), lock_timeout():
         seat_ids = SeatHold.objects.filter(pk=hold_id).values_list("seat_ids", flat=True).first()
@@ -306,6 +311,8 @@ def seat_hold_release(*, hold_id: int, now: datetime | None = None, by: Any = No
         hold = _lock_hold(hold_id)
         if hold is None or hold.status != SeatHoldStatus.ACTIVE:
             return False
+        if unclaimed_only and hold.reference:
+            raise SeatHoldInUse(detail={"hold": hold.pk, "order": hold.reference})
         mine = [s["id"] for s in seats if s["hold_id"] == hold.pk and s["status"] == SeatStatus.HELD]
         if mine:
             Seat.objects.filter(pk__in=mine).update(status=SeatStatus.FREE, hold=None)

@@ -232,3 +232,25 @@ def test_the_outsider_hold_on_our_seats_is_refused_and_holds_nothing(world_a: Wo
         .exists()
     )
     assert Event.objects.get(pk=world_a.event.pk).status == EventStatus.ON_SALE
+
+
+def test_the_public_seat_hold_endpoints_take_no_credentials_and_show_no_other_hold(
+    world_a: World, world_b: World
+) -> None:
+    """Buyers hold and release seats without credentials (any token may too,
+    it grants nothing more); the hold's token is the only key, so there is no
+    public way to list or read holds, and staff's hold endpoints stay closed."""
+    url = f"/api/v1/public/events/{world_a.event.pk}/seat-holds/"
+    body = {"category": world_a.hall.categories["std"].pk, "quantity": 2}
+    for client in (client_for(None), client_for(token_for(world_b.organization, "scanner"))):
+        created = client.post(url, body, format="json")
+        assert created.status_code == 201, created.json()
+        assert created.json()["token"] != world_a.hold.token
+        released = client.post(f"/api/v1/public/seat-holds/{created.json()['token']}/release/", {}, format="json")
+        assert released.status_code == 200 and released.json()["status"] == "released"
+    anonymous = client_for(None)
+    assert anonymous.get(url).status_code == 405
+    assert anonymous.get(f"/api/v1/public/seat-holds/{world_a.hold.token}/release/").status_code == 405
+    assert anonymous.get(f"/api/v1/events/{world_a.event.pk}/seat-holds/").status_code == 401
+    assert anonymous.get(f"/api/v1/seat-holds/{world_a.hold.pk}/").status_code == 401
+    assert SeatHold.objects.get(pk=world_a.hold.pk).status == SeatHoldStatus.ACTIVE

@@ -74,12 +74,13 @@ PUBLIC_WRITE_EXAMPLES = 25
 
 
 def test_public_writes_conform_to_the_schema(api_schema: Any) -> None:
-    """The public POSTs (checkout start, buyer cancel) without credentials:
-    whatever the body, a documented 4xx or a checkout, never a 5xx."""
+    """The public POSTs (checkout start, buyer cancel, seat hold and its
+    release) without credentials: whatever the body, a documented 4xx or a
+    checkout or hold, never a 5xx."""
     started = time.monotonic()
     public = api_schema.include(path_regex="^/api/v1/public/", method="POST")
     operations = [result.ok() for result in public.get_all_operations()]
-    assert len(operations) == 2
+    assert len(operations) == 4
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -106,6 +107,8 @@ def test_the_schema_documents_every_endpoint(client: Any, db: None) -> None:
         "/api/v1/public/checkouts/",
         "/api/v1/public/orders/{code}/",
         "/api/v1/public/orders/{code}/cancel/",
+        "/api/v1/public/events/{id}/seat-holds/",
+        "/api/v1/public/seat-holds/{token}/release/",
         "/api/v1/orders/{id}/cancel/",
         "/api/v1/orders/{id}/refunds/",
         "/api/v1/tickets/{id}/transfer/",

@@ -249,6 +249,41 @@ class TestAdopt:
         assert SeatHold.objects.get(pk=hold.pk).reference == ""
 
 
+@pytest.mark.django_db
+class TestReleaseByTheBuyer:
+    """seat_hold_release(unclaimed_only=True): the buyer lets go of their own
+    hold by its token; a hold an order adopted is the order's."""
+
+    def test_an_unclaimed_hold_is_released(self, hall, now):
+        hold = _page_hold(hall, [2, 3], now=now)
+        assert seat_hold_release(hold_id=hold.pk, unclaimed_only=True) is True
+        assert set(Seat.objects.filter(pk__in=hold.seat_ids).values_list("status", "hold_id")) == {
+            (SeatStatus.FREE, None)
+        }
+        assert seat_hold_release(hold_id=hold.pk, unclaimed_only=True) is False  # safe to repeat
+
+    def test_an_adopted_hold_is_refused_and_stays_the_orders(self, hall, now):
+        hold = _page_hold(hall, [2, 3], now=now)
+        seat_hold_adopt(
+            token=hold.token,
+            event_id=hall.event.pk,
+            order_code="order-1",
+            seat_ids=hold.seat_ids,
+            expires_at=now + timedelta(minutes=15),
+            now=now,
+        )
+        before = snapshot()
+
+        with pytest.raises(SeatHoldInUse) as exc:
+            seat_hold_release(hold_id=hold.pk, unclaimed_only=True)
+
+        assert exc.value.detail["order"] == "order-1"
+        assert snapshot() == before
+        # The order's own checkout still releases it (cancelled, expired).
+        assert seat_hold_release(hold_id=hold.pk) is True
+        assert seat_hold_release(hold_id=hold.pk, unclaimed_only=True) is False
+
+
 # --- races on PostgreSQL -------------------------------------------------------------------
 
 THREADS = 16
@@ -342,3 +377,41 @@ def test_a_lapsed_hold_is_never_adopted_while_new_holds_take_its_seats(pg):
         owners = [w.pk for w in winners if seat_id in w.seat_ids]
         assert len(owners) <= 1
         assert holders[seat_id] == (owners[0] if owners else lapsed.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_buyers_release_racing_adoption_has_one_winner(pg):
+    """A buyer's release by token and their checkout adopting the same hold,
+    at once: either the order has the hold (the release is refused) or the
+    hold is released (the adoption is refused as expired); never an order
+    holding a released hold."""
+    event = EventFactory()
+    hall = make_hall(event, rows=[("A", 10)])
+    for round_no in range(6):
+        hold = _page_hold(hall, [round_no + 1], now=timezone.now())
+        order_code = f"order-{round_no}"
+
+        def work(i: int, hold=hold, order_code=order_code):
+            if i == 0:
+                return seat_hold_release(hold_id=hold.pk, unclaimed_only=True)
+            return seat_hold_adopt(
+                token=hold.token,
+                event_id=event.pk,
+                order_code=order_code,
+                seat_ids=hold.seat_ids,
+                expires_at=timezone.now() + timedelta(minutes=15),
+            ).reference
+
+        report = race(work, threads=2, conflicts=(SeatHoldInUse, SeatHoldExpired))
+        assert report.unexpected == [] and report.deadlocks == 0 and report.busy == 0
+        assert report.successes == 1 and report.conflicts == 1
+        hold.refresh_from_db()
+        seat = Seat.objects.get(pk=hold.seat_ids[0])
+        if report.outcomes[1][0] == "ok":
+            assert isinstance(report.outcomes[0][1], SeatHoldInUse)
+            assert (hold.status, hold.reference) == (SeatHoldStatus.ACTIVE, order_code)
+            assert (seat.status, seat.hold_id) == (SeatStatus.HELD, hold.pk)
+        else:
+            assert isinstance(report.outcomes[1][1], SeatHoldExpired)
+            assert (hold.status, hold.reference) == (SeatHoldStatus.RELEASED, "")
+            assert (seat.status, seat.hold_id) == (SeatStatus.FREE, None)

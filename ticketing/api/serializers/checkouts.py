@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from seating.api.serializers import HOLD_TOKEN_PATTERN
 from ticketing.api.fields import MAX_INT, MAX_SMALL, IdField
 
 # Bounds that keep a request small; the cart rules themselves (per-order
@@ -27,6 +28,14 @@ class CheckoutStartSerializer(serializers.Serializer):
     buyer_name = serializers.CharField(max_length=200)
     buyer_email = serializers.EmailField(max_length=254)
     donation_cents = serializers.IntegerField(min_value=0, max_value=MAX_INT, required=False, default=0)
+    seat_hold_token = serializers.RegexField(
+        rf"^{HOLD_TOKEN_PATTERN}\Z",
+        required=False,
+        help_text="The token of the buyer's seat hold (POST /api/v1/public/events/{id}/seat-holds/), sent with "
+        "exactly its seats in `seats`: the order takes over that hold instead of holding the seats again. "
+        "409 seat_hold_mismatch if the seats differ, 410 seat_hold_expired once it lapsed or was released, "
+        "409 seat_hold_in_use if another checkout has it, 404 seat_hold_not_found for an unknown token.",
+    )
     return_url = serializers.URLField(
         max_length=500,
         required=False,
@@ -41,6 +50,8 @@ class CheckoutStartSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs.get("tickets") and not attrs.get("seats"):
             raise serializers.ValidationError({"tickets": ["Choose at least one ticket or seat."]})
+        if attrs.get("seat_hold_token") and not attrs.get("seats"):
+            raise serializers.ValidationError({"seats": ["Send the held seats with seat_hold_token."]})
         return attrs
 
 

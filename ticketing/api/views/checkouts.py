@@ -1,5 +1,8 @@
 """Checkouts for buyers: start one, read and cancel the order by its code.
 
+A seated checkout may bring the buyer's seat hold (its token, with the same
+seats): the order adopts that hold instead of holding the seats again.
+
 No token is needed (the public throttle limits each IP); a token caller may
 use them too. The unguessable order code is the buyer's credential: these
 views never show another order, nor personal data. Starting a checkout is the
@@ -15,6 +18,8 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from seating.exceptions import SeatHoldExpired, SeatHoldInUse, SeatHoldMismatch, SeatHoldNotFound
+from seating.selectors import seat_hold_for_token
 from ticketing.api.base import PublicApiView
 from ticketing.api.serializers.checkouts import CheckoutSerializer, CheckoutStartSerializer, PublicOrderSerializer
 from ticketing.exceptions import InvalidState, NotFound
@@ -59,6 +64,23 @@ def public_order(code: str) -> Order:
     return order
 
 
+def seat_hold_adoptable_check(*, token: str, event_id: int, seat_ids: list[int]) -> None:
+    """Refuse, before any run starts, a seat hold the checkout could not adopt:
+    the read the checkout page makes too (ticketing.views.checkout). The
+    same errors, in the same order, as seat_hold_adopt, which re-checks all
+    of it under the seats' locks in the run."""
+    held = seat_hold_for_token(token=token, event_id=event_id)
+    if held is None:
+        raise SeatHoldNotFound(detail={"event": event_id})
+    if not held.live:
+        raise SeatHoldExpired(detail={"status": held.status, "expires_at": held.expires_at.isoformat()})
+    if held.reference:
+        raise SeatHoldInUse(detail={"order": held.reference})
+    # Duplicates are the cart's error (invalid_seat_selection), not a mismatch.
+    if sorted(set(seat_ids)) != held.seat_ids:
+        raise SeatHoldMismatch(detail={"held": held.seat_ids, "requested": sorted(set(seat_ids))})
+
+
 def order_checkout_cancel(*, order: Order) -> None:
     """Ask the order's checkout to end unpaid. The checkout closes the payment
     page first (a payment caught in flight wins), so the order is cancelled
@@ -74,9 +96,22 @@ def order_checkout_cancel(*, order: Order) -> None:
 
 
 class PublicCheckoutStartView(PublicApiView):
-    @extend_schema(tags=TAGS, request=CheckoutStartSerializer, responses={201: CheckoutSerializer}, auth=[])
+    @extend_schema(
+        tags=TAGS,
+        description=(
+            "Start a checkout: general-admission `tickets` and/or `seats`. Seats are held for the order here, "
+            "or, with `seat_hold_token`, the buyer's own seat hold (POST /api/v1/public/events/{id}/seat-holds/) "
+            "is taken over by the order, no second hold. Answers the payment page and the fee breakdown."
+        ),
+        request=CheckoutStartSerializer,
+        responses={201: CheckoutSerializer},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.parse(CheckoutStartSerializer, request.data)
+        seat_hold_token = data.get("seat_hold_token") or ""
+        if seat_hold_token:
+            seat_hold_adoptable_check(token=seat_hold_token, event_id=data["event"], seat_ids=data["seats"])
         started = start_checkout(
             event_id=data["event"],
             buyer_name=data["buyer_name"],
@@ -85,6 +120,7 @@ class PublicCheckoutStartView(PublicApiView):
             seat_ids=data.get("seats") or [],
             donation_cents=data["donation_cents"],
             return_url=data.get("return_url"),
+            seat_hold_token=seat_hold_token,
         )
         order = Order.objects.get(pk=started.order_id)
         order_created_publish(order=order)
