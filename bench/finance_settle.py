@@ -1,9 +1,10 @@
 """Finance benchmark (issue 7): settle one event with N paid orders and verify the ledger.
 
-    .venv/bin/python -m bench.finance_settle --orders 100000 [--keep-db] [--tracemalloc]
+    .venv/bin/python -m bench.finance_settle --orders 100000 [--keep-db] [--tracemalloc] [--database NAME]
 
 Not a test. Local and bounded: it drops and recreates the dedicated PostgreSQL
-database `bench_finance` on 127.0.0.1:5432 (user postgres), migrates it, and then:
+database `bench_finance` (or --database) on 127.0.0.1:5432 (user postgres),
+migrates it, and then:
 
 1. setup (timed apart, not a figure of merit): one organization, one event that
    ended 30 days ago (its default 3-day clearing period is long over) and N paid
@@ -15,14 +16,18 @@ database `bench_finance` on 127.0.0.1:5432 (user postgres), migrates it, and the
 3. settle: `manage.py run_settlements --event <id>` (settlements_run ->
    settlement_create), then checks the settlement against the sums of the fee
    snapshots and runs the command a second time (it must create nothing);
-4. verify: `manage.py verify_ledger` (recomputes every balance, reconciles the
+4. export: streams the settlement's statement with every posting as CSV
+   (finance.exports, what the admin's StreamingHttpResponse sends): seconds,
+   rows (N + header + total) and megabytes;
+5. verify: `manage.py verify_ledger` (recomputes every balance, reconciles the
    payments with the sales); it must exit 0.
 
 Prints one JSON summary on stdout. Peak memory is ru_maxrss of this process (the
 PostgreSQL server is not counted); `--tracemalloc` adds the Python-side peak of
 each phase, at the price of slower phases (so it is off by default). Exit code 0
-when the ledger verifies and the settlement adds up, 1 when not, 2 when the run
-failed. The database is dropped at the end unless --keep-db.
+when the ledger verifies, the settlement adds up and the export has every
+line, 1 when not, 2 when the run failed. The database is dropped at the end
+unless --keep-db.
 """
 
 from __future__ import annotations
@@ -43,9 +48,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-DB_NAME = "bench_finance"
+DB_NAME = "bench_finance"  # --database changes it (two benchmarks at once need two names)
 DB_HOST, DB_PORT, DB_USER = "127.0.0.1", 5432, "postgres"
-DATABASE_URL = f"postgres://{DB_USER}@{DB_HOST}:{DB_PORT}/{DB_NAME}"
 MAX_ORDERS = 1_000_000  # a bound, not a target
 SETUP_BATCH = 5_000
 
@@ -77,7 +81,7 @@ def drop_database() -> None:
 
 def setup_django() -> None:
     # Before django.setup(): the settings read these once.
-    os.environ["DATABASE_URL"] = DATABASE_URL
+    os.environ["DATABASE_URL"] = f"postgres://{DB_USER}@{DB_HOST}:{DB_PORT}/{DB_NAME}"
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "0"  # DEBUG keeps every query in memory: it would distort peak memory
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):  # local only: locmem cache, in-memory broker
@@ -296,6 +300,23 @@ def check_settlement(event: Any, expected: dict[str, int]) -> tuple[bool, dict[s
     return ok, {"settlement_id": found.pk, "status": found.status, **actual}
 
 
+def export_statement(event: Any) -> tuple[int, int]:
+    """Stream the settlement's statement with every posting as CSV, exactly
+    what the admin's StreamingHttpResponse sends, and count rows and bytes."""
+    from django.http import StreamingHttpResponse
+
+    from finance.exports import statement_lines_csv
+    from finance.models import Settlement
+
+    response = StreamingHttpResponse(statement_lines_csv(Settlement.objects.filter(event_id=event.pk)))
+    rows = size = 0
+    for chunk in response.streaming_content:
+        rows += 1
+        size += len(chunk)
+    response.close()
+    return rows, size
+
+
 def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     from django.db import connection
 
@@ -326,6 +347,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         again_code, again_out, _ = call("run_settlements", event=event.pk, no_progress=True)
     idempotent = again_code == 0 and check_settlement(event, expected)[0]
 
+    with phases.phase("export"):
+        export_rows, export_bytes = export_statement(event)
+
     with phases.phase("verify"):
         verify_code, verify_out, verify_err = call("verify_ledger")
 
@@ -336,6 +360,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             "sales_s": sales_s,
             "sales_tx_per_s": round(booked / sales_s, 1) if sales_s else None,
             "settle_s": phases.seconds["settle"],
+            "export_s": phases.seconds["export"],
             "verify_s": phases.seconds["verify"],
             "peak_rss_mb": rss_mb(),
             "ledger_balanced": verify_code == 0,
@@ -349,6 +374,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
             "settlement_ok": settlement_ok,
             "settlement": settlement,
             "settle_again_idempotent": idempotent,
+            "export_rows": export_rows,
+            "export_mb": round(export_bytes / 2**20, 1),
             "verify_exit": verify_code,
             "rss_after_mb": phases.rss_after_mb,
         }
@@ -361,15 +388,25 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
         print(again_out, file=sys.stderr)
     if verify_code:
         print(verify_out, verify_err[-5000:], file=sys.stderr)
-    ok = verify_code == 0 and settle_code == 0 and settlement_ok and idempotent and booked == args.orders
+    exported_all = export_rows == args.orders + 2  # header, one line per sale, the total
+    ok = (
+        verify_code == 0
+        and settle_code == 0
+        and settlement_ok
+        and idempotent
+        and booked == args.orders
+        and exported_all
+    )
     return summary, ok
 
 
 def main(argv: list[str] | None = None) -> int:
+    global DB_NAME  # the one knob the helpers above read
     parser = argparse.ArgumentParser(prog="python -m bench.finance_settle", description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=100_000, help="Paid orders to book and settle (100000).")
     parser.add_argument("--per-txn", type=int, default=500, help="Sales per database transaction (500).")
-    parser.add_argument("--keep-db", action="store_true", help=f"Keep the database {DB_NAME} afterwards.")
+    parser.add_argument("--keep-db", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument("--database", default=DB_NAME, help=f"The database to drop, create and use ({DB_NAME}).")
     parser.add_argument("--tracemalloc", action="store_true", help="Also measure the Python-side peak (slower).")
     args = parser.parse_args(argv)
     if not 1 <= args.orders <= MAX_ORDERS:
@@ -377,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.per_txn < 1:
         parser.error("--per-txn must be at least 1")
 
+    DB_NAME = args.database
     load_before = os.getloadavg()
     server_version = recreate_database()
     setup_django()

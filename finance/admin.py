@@ -6,15 +6,16 @@ business object behind them). Nothing here edits a ledger row."""
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
+from finance.exports import csv_streaming_response, statement_lines_csv, statement_summary_csv
 from finance.models import (
     Account,
     FeeSchedule,
@@ -66,8 +67,6 @@ class FeeScheduleAdmin(TenantAdmin):
             return  # versions are never edited
         org_ids = self._org_ids(request, self.change_roles)
         if org_ids is not None and obj.organization_id not in org_ids:
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied("You can only change your own organization's data.")
         published = fee_schedule_publish(
             organization_id=obj.organization_id,
@@ -90,22 +89,31 @@ class OrganizationFinanceSettingsAdmin(TenantAdmin):
     ]
 
 
-STATEMENT_HEADER = ["settlement", "organization", "event", "currency", "cutoff", "status", *Settlement.STATEMENT_FIELDS]
-
-
 @admin.register(Settlement)
 class SettlementAdmin(ReadOnlyTenantAdmin):
+    """Statements export as CSV, streamed (finance.exports): the summary
+    (one row per settlement), or every posting each settlement covers, also
+    from a settlement's page (<id>/statement.csv)."""
+
     view_roles = FINANCE_ROLES
     change_roles = FINANCE_ROLES
     list_display = ["id", "organization", "event", "cutoff", "status", "gross_cents", "reserve_cents", "net_cents"]
     list_filter = ["status", "organization"]
     date_hierarchy = "cutoff"
-    actions = ["approve", "export_csv"]
+    actions = ["approve", "export_csv", "export_lines_csv"]
     readonly_fields = [f.name for f in Settlement._meta.fields]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Actions need "change"; the form itself stays read-only.
         return self._allowed(request, self.change_roles, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        statement = path(
+            "<int:settlement_id>/statement.csv",
+            self.admin_site.admin_view(self.statement_csv_view),
+            name="finance_settlement_statement",
+        )
+        return [statement, *super().get_urls()]
 
     @admin.action(description="Approve the selected settlements (moves their money)")
     def approve(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> None:
@@ -115,15 +123,22 @@ class SettlementAdmin(ReadOnlyTenantAdmin):
         self.message_user(request, f"{approved} settlements approved.", messages.SUCCESS)
 
     @admin.action(description="Export the statements as CSV")
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> HttpResponse:
-        response = HttpResponse(content_type="text/csv")
-        response["Content-Disposition"] = 'attachment; filename="settlements.csv"'
-        writer = csv.writer(response)
-        writer.writerow(STATEMENT_HEADER)
-        for s in queryset.select_related("organization", "event").order_by("cutoff", "pk"):
-            row = [s.pk, s.organization.slug, s.event.name, s.currency, s.cutoff.isoformat(), s.status]
-            writer.writerow(row + [getattr(s, name) for name in Settlement.STATEMENT_FIELDS])
-        return response
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> StreamingHttpResponse:
+        return csv_streaming_response(statement_summary_csv(queryset), filename="settlements.csv")
+
+    @admin.action(description="Export the statements with every posting as CSV")
+    def export_lines_csv(self, request: HttpRequest, queryset: QuerySet[Settlement]) -> StreamingHttpResponse:
+        return csv_streaming_response(statement_lines_csv(queryset), filename="settlement-lines.csv")
+
+    def statement_csv_view(self, request: HttpRequest, settlement_id: int) -> StreamingHttpResponse:
+        """One settlement's statement with its postings (scoped like the list)."""
+        settlements = self.get_queryset(request).filter(pk=settlement_id)
+        settlement = settlements.first()
+        if settlement is None:
+            raise Http404("No such settlement.")
+        if not self.has_view_permission(request, settlement):
+            raise PermissionDenied
+        return csv_streaming_response(statement_lines_csv(settlements), filename=f"settlement-{settlement_id}.csv")
 
 
 @admin.register(Payout)

@@ -20,11 +20,23 @@ Keyword arguments:
   dispute_changed (a dispute was opened, won or lost):
     dispute_id, payment_id, order_id, organization_id, provider, status
     (open, won, lost), amount_cents, fee_cents, currency.
+
+One exception: payout_result. Payouts belong to finance, so payments cannot
+apply a payout webhook itself; it sends payout_result INSIDE the transaction
+that records the webhook event, so the receiver's change (the payout's state,
+its ledger entries, the InitiatePayout run's signal) commits with the event
+row, exactly once, or not at all (a failing receiver fails the delivery,
+which the provider retries). Receivers return a PayoutResultHandled for a
+payout they know, None otherwise; an event no receiver knows is rejected.
+  payout_result:
+    provider, provider_payout_id, payout_reference, status ("paid" or
+    "failed"), failure_code, amount_cents, currency, provider_event_id.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -39,6 +51,16 @@ payment_cancelled = Signal()
 refund_succeeded = Signal()
 refund_failed = Signal()
 dispute_changed = Signal()
+payout_result = Signal()
+
+
+@dataclass(frozen=True)
+class PayoutResultHandled:
+    """A payout_result receiver's answer: whose payout it was, and whether
+    the event changed anything (False for an outcome already recorded)."""
+
+    organization_id: int
+    changed: bool
 
 
 def send_after_commit(signal: Signal, *, sender: type, **kwargs: Any) -> None:

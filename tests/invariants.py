@@ -1,4 +1,5 @@
-"""Checks of the inventory invariants, run after every race and fault test.
+"""Checks of the inventory invariants, run after every race and fault test,
+and of the ledger, run after every test that used the database.
 
 No oversell: sold + held never exceeds a ticket type's capacity, and the
 counters agree with the holds and tickets behind them; a seat is held or sold
@@ -81,3 +82,19 @@ def inventory_problems() -> list[str]:
 def assert_inventory_consistent() -> None:
     problems = inventory_problems()
     assert not problems, "inventory invariants broken:\n" + "\n".join(problems)
+
+
+def ledger_problems() -> list[str]:
+    """What `manage.py verify_ledger` would report (the same function), or
+    nothing when the ledger is empty (the check then costs one query) or the
+    test left its transaction unusable (a test of a database error)."""
+    from django.db import connection
+
+    from finance.models import JournalTransaction
+    from finance.selectors import ledger_verify
+
+    if connection.needs_rollback:
+        return []
+    if not JournalTransaction.objects.exists():
+        return []
+    return [str(difference) for difference in ledger_verify().differences]

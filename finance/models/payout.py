@@ -12,11 +12,12 @@ class PayoutStatus(models.TextChoices):
     REQUESTED = "requested", "Requested"  # money moved from available to in transit; provider not yet told
     IN_TRANSIT = "in_transit", "In transit"  # the provider accepted it
     PAID = "paid", "Paid"
-    FAILED = "failed", "Failed"  # the money is back in available
+    FAILED = "failed", "Failed"  # the money is back in available (also a payout returned after it was paid)
 
 
 class Payout(FSMModelMixin, models.Model):
-    """Money sent to an organizer: requested -> in_transit -> paid | failed.
+    """Money sent to an organizer: requested -> in_transit -> paid | failed
+    (and paid -> failed when the bank returns it).
 
     Requesting it moves the amount from available to in transit in the same
     transaction (a guarded balance, so never more than available); a failure
@@ -57,7 +58,13 @@ class Payout(FSMModelMixin, models.Model):
     def mark_paid(self, *, at: Any, by: Any = None, reason: str = "") -> None:
         self.paid_at = at
 
-    @transition(field=status, source=[PayoutStatus.REQUESTED, PayoutStatus.IN_TRANSIT], target=PayoutStatus.FAILED)
+    # From PAID too: a bank may return a payout days after it arrived (the
+    # provider then reports it failed); the money comes back to available.
+    @transition(
+        field=status,
+        source=[PayoutStatus.REQUESTED, PayoutStatus.IN_TRANSIT, PayoutStatus.PAID],
+        target=PayoutStatus.FAILED,
+    )
     def mark_failed(self, *, failure_code: str, at: Any, by: Any = None, reason: str = "") -> None:
         self.failure_code = failure_code[:64]
         self.failed_at = at

@@ -6,7 +6,9 @@ guarded conditional UPDATE on the available account: two concurrent
 requests can never take more than is available. The provider is called
 outside any transaction (workflows/finance/initiate_payout.py), with the
 payout's idempotency key, and the outcome recorded by payout_mark_in_transit,
-payout_mark_paid or payout_mark_failed; a failure moves the money back.
+payout_mark_paid or payout_mark_failed; a failure moves the money back,
+once, also when it comes after the payout was paid (a bank return): the
+provider's news may arrive in any order and any number of times.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from finance import accounts as chart
 from finance.accounts import AccountKind
 from finance.exceptions import IdempotencyConflict, InvalidPosting
 from finance.locks import lock_payout
-from finance.models import Payout
+from finance.models import JournalTransaction, Payout, PayoutStatus
 from finance.selectors.ledger import account_balance_by_ref
 from finance.selectors.settlements import finance_settings_for
-from finance.services.ledger import ledger_record_payout
+from finance.services.ledger import ledger_record_payout, ledger_reverse
 
 
 def payout_request(
@@ -76,27 +78,45 @@ def payout_request(
     return existing
 
 
+def _remember_provider_id(payout: Payout, provider_payout_id: str) -> bool:
+    """Keep the provider's payout id once known, whichever news came first
+    (its webhook can arrive before the run marks the payout in transit)."""
+    if provider_payout_id and not payout.provider_payout_id:
+        payout.provider_payout_id = provider_payout_id
+        return True
+    return False
+
+
 def payout_mark_in_transit(*, payout_id: int, provider_payout_id: str, by: Any = None) -> tuple[Payout, bool]:
-    """The provider accepted the payout. Locks the payout; idempotent."""
+    """The provider accepted the payout. Locks the payout; idempotent (and a
+    payout whose outcome is already known keeps it, only learning the id)."""
     with transaction.atomic():
         payout = lock_payout(payout_id=payout_id)
         if not can_proceed(payout.mark_in_transit):
+            if _remember_provider_id(payout, provider_payout_id):
+                payout.save(update_fields=["provider_payout_id"])
             return payout, False
         payout.mark_in_transit(provider_payout_id=provider_payout_id, at=timezone.now(), by=by)
         payout.save(update_fields=["status", "provider_payout_id", "in_transit_at"])
         return payout, True
 
 
-def payout_mark_paid(*, payout_id: int, by: Any = None, reason: str = "") -> tuple[Payout, bool]:
+def payout_mark_paid(
+    *, payout_id: int, by: Any = None, reason: str = "", provider_payout_id: str = ""
+) -> tuple[Payout, bool]:
     """The money arrived: in transit -> out of processor clearing. Locks the
-    payout; idempotent ((payout, False) once paid or failed)."""
+    payout; idempotent ((payout, False) once paid or failed: a failed payout
+    is never paid later, whatever order the provider's news arrives in)."""
     with transaction.atomic():
         payout = lock_payout(payout_id=payout_id)
+        learned = _remember_provider_id(payout, provider_payout_id)
         if not can_proceed(payout.mark_paid):
+            if learned:
+                payout.save(update_fields=["provider_payout_id"])
             return payout, False
         now = timezone.now()
         payout.mark_paid(at=now, by=by, reason=reason)
-        payout.save(update_fields=["status", "paid_at"])
+        payout.save(update_fields=["status", "paid_at", "provider_payout_id"])
         ledger_record_payout(
             payout_id=payout.pk,
             stage="paid",
@@ -108,16 +128,39 @@ def payout_mark_paid(*, payout_id: int, by: Any = None, reason: str = "") -> tup
         return payout, True
 
 
-def payout_mark_failed(*, payout_id: int, failure_code: str, by: Any = None, reason: str = "") -> tuple[Payout, bool]:
-    """The payout failed (rejected, or returned by the bank): its amount goes
-    back to available. Locks the payout; idempotent."""
+def payout_mark_failed(
+    *,
+    payout_id: int,
+    failure_code: str,
+    by: Any = None,
+    reason: str = "",
+    provider_payout_id: str = "",
+    only_if_unsent: bool = False,
+) -> tuple[Payout, bool]:
+    """The payout failed (rejected, or returned by the bank, also after it
+    was paid): its amount goes back to available, once. Returned after
+    paid, the paid posting is reversed first, so the ledger ends as if it had
+    failed in transit. With `only_if_unsent` (a compensation), only a payout
+    the provider never accepted fails: one in transit or paid waits for the
+    provider's word instead. Locks the payout; idempotent ((payout, False)
+    once failed)."""
     with transaction.atomic():
         payout = lock_payout(payout_id=payout_id)
-        if not can_proceed(payout.mark_failed):
+        learned = _remember_provider_id(payout, provider_payout_id)
+        unsent = payout.status == PayoutStatus.REQUESTED and not payout.provider_payout_id
+        if not can_proceed(payout.mark_failed) or (only_if_unsent and not unsent):
+            if learned:
+                payout.save(update_fields=["provider_payout_id"])
             return payout, False
         now = timezone.now()
+        was_paid = payout.status == PayoutStatus.PAID
         payout.mark_failed(failure_code=failure_code or "failed", at=now, by=by, reason=reason)
-        payout.save(update_fields=["status", "failure_code", "failed_at"])
+        payout.save(update_fields=["status", "failure_code", "failed_at", "provider_payout_id"])
+        if was_paid:
+            paid = JournalTransaction.objects.get(idempotency_key=f"payout:{payout.pk}:paid")
+            ledger_reverse(
+                transaction_id=paid.pk, effective_at=now, memo=f"Payout {payout.pk} returned after it was paid"
+            )
         ledger_record_payout(
             payout_id=payout.pk,
             stage="failed",

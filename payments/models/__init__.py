@@ -4,6 +4,7 @@ from payments.models.refund import Refund, RefundStatus
 from payments.models.sandbox import (
     SandboxDispute,
     SandboxPayout,
+    SandboxPayoutStatus,
     SandboxRefund,
     SandboxSession,
     SandboxSessionStatus,
@@ -23,6 +24,7 @@ __all__ = [
     "RefundStatus",
     "SandboxDispute",
     "SandboxPayout",
+    "SandboxPayoutStatus",
     "SandboxRefund",
     "SandboxSession",
     "SandboxSessionStatus",

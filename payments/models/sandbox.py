@@ -116,13 +116,40 @@ class SandboxDispute(models.Model):
         return self.dispute_id
 
 
+class SandboxPayoutStatus(models.TextChoices):
+    IN_TRANSIT = "in_transit", "In transit"
+    PAID = "paid", "Paid"
+    FAILED = "failed", "Failed"
+
+
 class SandboxPayout(models.Model):
+    """A payout at the sandbox. Its fate is decided when it is made (by the
+    test destination, see payments.sandbox.gateway) and told by webhooks due
+    at `settles_at` (paid or failed) and, for a returned payout, at
+    `returns_at` (failed after paid)."""
+
     payout_id = models.CharField(max_length=64, unique=True, default=new_sandbox_payout_id, editable=False)
     amount_cents = models.PositiveIntegerField()
     currency = models.CharField(max_length=3)
     destination = models.CharField(max_length=255, blank=True)
     idempotency_key = models.CharField(max_length=255, unique=True)
+    reference = models.CharField(max_length=255, blank=True, help_text="The caller's reference, echoed in webhooks.")
+    # A pretend service: plain fields the gateway changes (the sweeper moves
+    # `status` on when `settles_at` / `returns_at` pass).
+    status = models.CharField(
+        max_length=20, choices=SandboxPayoutStatus.choices, default=SandboxPayoutStatus.IN_TRANSIT
+    )
+    outcome = models.CharField(
+        max_length=20,
+        choices=SandboxPayoutStatus.choices,
+        default=SandboxPayoutStatus.PAID,
+        help_text="What the payout becomes at settles_at.",
+    )
+    failure_code = models.CharField(max_length=64, blank=True)
+    settles_at = models.DateTimeField(null=True, blank=True, help_text="Empty: it never arrives (stuck in transit).")
+    returns_at = models.DateTimeField(null=True, blank=True, help_text="Set: the bank returns it after it was paid.")
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return self.payout_id
@@ -137,6 +164,7 @@ class SandboxWebhook(models.Model):
     event_id = models.CharField(max_length=64, unique=True, default=new_sandbox_event_id, editable=False)
     event_type = models.CharField(max_length=64)
     session = models.ForeignKey(SandboxSession, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    payout = models.ForeignKey(SandboxPayout, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     body = models.TextField()
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)

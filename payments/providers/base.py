@@ -47,6 +47,8 @@ class EventKind(enum.StrEnum):
     DISPUTE_OPENED = "dispute_opened"
     DISPUTE_WON = "dispute_won"
     DISPUTE_LOST = "dispute_lost"
+    PAYOUT_PAID = "payout_paid"
+    PAYOUT_FAILED = "payout_failed"  # rejected by the bank, or returned after it was paid
     IGNORED = "ignored"  # verified, but nothing we act on
 
     @property
@@ -61,11 +63,38 @@ class EventKind(enum.StrEnum):
     def is_dispute(self) -> bool:
         return self.value.startswith("dispute_")
 
+    @property
+    def is_payout(self) -> bool:
+        return self.value.startswith("payout_")
+
 
 class RefundOutcome(enum.StrEnum):
     SUCCEEDED = "succeeded"
     PENDING = "pending"  # the provider confirms later, by webhook
     FAILED = "failed"
+
+
+class PayoutState(enum.StrEnum):
+    """A provider payout's state, normalized."""
+
+    IN_TRANSIT = "in_transit"  # accepted, not yet arrived
+    PAID = "paid"
+    FAILED = "failed"  # rejected by the bank, returned after arriving, or cancelled
+
+    @property
+    def is_final(self) -> bool:
+        return self != PayoutState.IN_TRANSIT
+
+
+@dataclass(frozen=True)
+class ProviderPayout:
+    """What a provider says about one payout (payout status call)."""
+
+    provider_payout_id: str
+    state: PayoutState
+    amount_cents: int | None = None
+    currency: str = ""
+    failure_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +150,8 @@ class NormalizedEvent:
     provider_payment_id: str = ""
     provider_refund_id: str = ""
     provider_dispute_id: str = ""
+    provider_payout_id: str = ""
+    payout_reference: str = ""  # what we passed as the payout's reference, echoed back
     amount_cents: int | None = None
     fee_cents: int | None = None  # a dispute's fee, when the provider states it
     currency: str = ""
@@ -160,8 +191,18 @@ class PaymentProvider(abc.ABC):
         """Refund part or all of a payment. Same key, same refund."""
 
     @abc.abstractmethod
-    def payout(self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> str:
-        """Send money to an organizer's account; returns the provider's payout id."""
+    def payout(
+        self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str, reference: str = ""
+    ) -> str:
+        """Send money to an organizer's account; returns the provider's payout id.
+        `reference` is ours (finance's payout key); the provider echoes it in
+        its payout webhooks, so a webhook that arrives before we stored the
+        payout id still finds its payout. Its outcome arrives later, by
+        webhook (payout paid / failed) or through fetch_payout_status."""
+
+    @abc.abstractmethod
+    def fetch_payout_status(self, *, provider_payout_id: str) -> ProviderPayout:
+        """Ask the provider what happened to a payout (when its webhook is late)."""
 
     @abc.abstractmethod
     def verify_webhook(self, *, raw_body: bytes, headers: Mapping[str, str]) -> NormalizedEvent:

@@ -4,6 +4,9 @@ It needs no network and no account. Buyers pay on its hosted page at
 /pay/sandbox/<token>/ with test cards; it notifies us with webhooks signed
 like Stripe's (header `Sandbox-Signature: t=<unix ts>,v1=<hex HMAC-SHA256 of
 f"{t}.{raw body}">`, secret settings.SANDBOX_WEBHOOK_SECRET, 300 s tolerance).
+Payouts go to test destinations whose rules (paid, failed, returned, stuck,
+refused) are listed in payments.sandbox.gateway; their outcome arrives as a
+payout.paid / payout.failed webhook, or through fetch_payout_status.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from payments.providers.base import (
     EventKind,
     NormalizedEvent,
     PaymentProvider,
+    ProviderPayout,
     RefundOutcome,
     RefundResult,
     SessionRequest,
@@ -43,6 +47,8 @@ EVENT_KINDS: dict[str, EventKind] = {
     "dispute.opened": EventKind.DISPUTE_OPENED,
     "dispute.won": EventKind.DISPUTE_WON,
     "dispute.lost": EventKind.DISPUTE_LOST,
+    "payout.paid": EventKind.PAYOUT_PAID,
+    "payout.failed": EventKind.PAYOUT_FAILED,
 }
 
 
@@ -115,10 +121,21 @@ class SandboxProvider(PaymentProvider):
             return RefundResult(provider_refund_id=refund.refund_id, outcome=RefundOutcome.PENDING)
         return RefundResult(provider_refund_id=refund.refund_id, outcome=RefundOutcome.SUCCEEDED)
 
-    def payout(self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> str:
+    def payout(
+        self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str, reference: str = ""
+    ) -> str:
+        # The outcome follows the test destination (gateway.TEST_DESTINATIONS)
+        # and arrives by a payout.paid / payout.failed webhook.
         return gateway.sandbox_payout(
-            amount_cents=amount_cents, currency=currency, destination=destination, idempotency_key=idempotency_key
+            amount_cents=amount_cents,
+            currency=currency,
+            destination=destination,
+            idempotency_key=idempotency_key,
+            reference=reference,
         ).payout_id
+
+    def fetch_payout_status(self, *, provider_payout_id: str) -> ProviderPayout:
+        return gateway.sandbox_payout_status(payout_id=provider_payout_id)
 
     def verify_webhook(self, *, raw_body: bytes, headers: Mapping[str, str]) -> NormalizedEvent:
         header = lower_headers(headers).get(SIGNATURE_HEADER.lower())
@@ -157,6 +174,8 @@ class SandboxProvider(PaymentProvider):
             provider_payment_id=_str(data, "payment_id"),
             provider_refund_id=_str(data, "refund_id"),
             provider_dispute_id=_str(data, "dispute_id"),
+            provider_payout_id=_str(data, "payout_id"),
+            payout_reference=_str(data, "payout_reference"),
             amount_cents=_amount(data, "amount_cents"),
             fee_cents=_amount(data, "fee_cents"),
             currency=_str(data, "currency").upper(),

@@ -34,6 +34,8 @@ from payments.providers.base import (
     EventKind,
     NormalizedEvent,
     PaymentProvider,
+    PayoutState,
+    ProviderPayout,
     ProviderStatus,
     RefundOutcome,
     RefundResult,
@@ -60,6 +62,22 @@ REFUND_EVENT_TYPES = frozenset({"refund.created", "refund.updated", "refund.fail
 # whose status says won or lost (warning_closed, an inquiry that never became a
 # dispute, moves no money and is ignored).
 DISPUTE_CLOSED_KINDS: dict[str, EventKind] = {"won": EventKind.DISPUTE_WON, "lost": EventKind.DISPUTE_LOST}
+
+
+# A payout is paid, or fails (also after it was paid, when the bank returns
+# it), or is cancelled before it leaves (the money stays with us, as a failure).
+PAYOUT_EVENT_KINDS: dict[str, EventKind] = {
+    "payout.paid": EventKind.PAYOUT_PAID,
+    "payout.failed": EventKind.PAYOUT_FAILED,
+    "payout.canceled": EventKind.PAYOUT_FAILED,
+}
+PAYOUT_STATES: dict[str, PayoutState] = {
+    "paid": PayoutState.PAID,
+    "failed": PayoutState.FAILED,
+    "canceled": PayoutState.FAILED,
+    "pending": PayoutState.IN_TRANSIT,
+    "in_transit": PayoutState.IN_TRANSIT,
+}
 
 
 def _dispute_fee(obj: Mapping[str, Any]) -> int | None:
@@ -204,15 +222,32 @@ class StripeProvider(PaymentProvider):
             provider_refund_id=refund["id"], outcome=outcome, failure_code=str(refund.get("failure_reason") or "")
         )
 
-    def payout(self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> str:
+    def payout(
+        self, *, amount_cents: int, currency: str, destination: str, idempotency_key: str, reference: str = ""
+    ) -> str:
         params: dict[str, Any] = {"amount": amount_cents, "currency": currency.lower()}
         if destination:
             params["destination"] = destination
+        if reference:
+            params["metadata"] = {"payout_reference": reference}
         try:
             payout = stripe.Payout.create(**self._options(idempotency_key=idempotency_key), **params).to_dict()
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
         return str(payout["id"])
+
+    def fetch_payout_status(self, *, provider_payout_id: str) -> ProviderPayout:
+        try:
+            payout = stripe.Payout.retrieve(provider_payout_id, **self._options()).to_dict()
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return ProviderPayout(
+            provider_payout_id=str(payout.get("id") or provider_payout_id),
+            state=PAYOUT_STATES.get(str(payout.get("status")), PayoutState.IN_TRANSIT),
+            amount_cents=payout.get("amount"),
+            currency=str(payout.get("currency") or "").upper(),
+            failure_code=str(payout.get("failure_code") or ""),
+        )
 
     # --- webhooks -------------------------------------------------------------------
 
@@ -303,6 +338,21 @@ class StripeProvider(PaymentProvider):
                 provider_dispute_id=str(obj.get("id") or ""),
                 fee_cents=_dispute_fee(obj),
                 reason=str(obj.get("reason") or "")[:100],
+                **common,
+            )
+        if event_type in PAYOUT_EVENT_KINDS:
+            metadata = obj.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = {}
+            failure_code = str(obj.get("failure_code") or "")
+            if event_type == "payout.canceled":
+                failure_code = failure_code or "canceled"
+            return NormalizedEvent(
+                kind=PAYOUT_EVENT_KINDS[event_type],
+                provider_payout_id=str(obj.get("id") or ""),
+                payout_reference=str(metadata.get("payout_reference") or ""),
+                failure_code=failure_code,
+                failure_message=str(obj.get("failure_message") or "")[:300],
                 **common,
             )
         return NormalizedEvent(kind=EventKind.IGNORED, **common)

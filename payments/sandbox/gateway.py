@@ -9,6 +9,18 @@ Test cards decide what a charge does:
 Any other number is refused as a form error and changes nothing. Like a real
 hosted checkout, a declined card leaves the session open for another try.
 
+Test destinations decide what a payout does (any other destination is paid):
+  000123456789   paid: payout.paid after settings.SANDBOX_PAYOUT_DELAY_SECONDS (30)
+  000111111116   failed (no_account): payout.failed after the delay
+  000111111113   failed (account_closed)
+  000222222227   failed (insufficient_funds)
+  000444444440   stuck in transit: no webhook ever; the status call says in_transit
+  000555555559   returned: payout.paid after the delay, then payout.failed
+                 (account_closed) as long again later, as banks return payouts
+  000999999991   refused at once: the payout call raises ProviderRejected
+Until its webhook is due a payout is in transit; the payout status call
+(sandbox_payout_status) tells its state at any time.
+
 Refunds settle at once, or, with settings.SANDBOX_REFUND_DELAY_SECONDS > 0,
 are pending until then and confirmed by a refund.succeeded webhook. Disputes
 (sandbox_dispute_open / sandbox_dispute_close) stand in for a card issuer:
@@ -29,8 +41,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from payments.exceptions import ProviderRejected, SandboxSessionNotFound
-from payments.models import SandboxDispute, SandboxPayout, SandboxRefund, SandboxSession, SandboxSessionStatus
-from payments.providers.base import ProviderStatus, SessionRequest, SessionStatus
+from payments.models import (
+    SandboxDispute,
+    SandboxPayout,
+    SandboxPayoutStatus,
+    SandboxRefund,
+    SandboxSession,
+    SandboxSessionStatus,
+)
+from payments.providers.base import PayoutState, ProviderPayout, ProviderStatus, SessionRequest, SessionStatus
 from payments.sandbox.webhooks import event_data, sandbox_webhook_record
 
 DEFAULT_DELAYED_CONFIRMATION_SECONDS = 20
@@ -332,15 +351,136 @@ def sandbox_dispute_close(*, dispute_id: str, won: bool) -> SandboxDispute:
         return dispute
 
 
-def sandbox_payout(*, amount_cents: int, currency: str, destination: str, idempotency_key: str) -> SandboxPayout:
+# --- payouts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TestDestination:
+    """What a sandbox payout to this destination does, like the test cards."""
+
+    outcome: SandboxPayoutStatus  # PAID or FAILED, once it settles
+    failure_code: str = ""
+    stuck: bool = False  # never settles and sends no webhook: only a status call finds it in transit
+    returned: bool = False  # paid first, then returned by the bank: payout.failed after payout.paid
+    rejected: bool = False  # refused at once: the payout call raises ProviderRejected
+
+
+TEST_DESTINATIONS: dict[str, TestDestination] = {
+    "000123456789": TestDestination(SandboxPayoutStatus.PAID),
+    "000111111116": TestDestination(SandboxPayoutStatus.FAILED, "no_account"),
+    "000111111113": TestDestination(SandboxPayoutStatus.FAILED, "account_closed"),
+    "000222222227": TestDestination(SandboxPayoutStatus.FAILED, "insufficient_funds"),
+    "000444444440": TestDestination(SandboxPayoutStatus.PAID, stuck=True),
+    "000555555559": TestDestination(SandboxPayoutStatus.PAID, "account_closed", returned=True),
+    "000999999991": TestDestination(SandboxPayoutStatus.FAILED, "invalid_account_number", rejected=True),
+}
+DEFAULT_DESTINATION = TEST_DESTINATIONS["000123456789"]
+DEFAULT_PAYOUT_DELAY_SECONDS = 30
+
+
+def payout_delay_seconds() -> int:
+    """How long a sandbox payout is in transit before its webhook (and a
+    returned one, as long again before it comes back)."""
+    return int(getattr(settings, "SANDBOX_PAYOUT_DELAY_SECONDS", DEFAULT_PAYOUT_DELAY_SECONDS))
+
+
+def payout_destination_rule(destination: str) -> TestDestination:
+    """The test destination's rule; any other destination is paid."""
+    return TEST_DESTINATIONS.get(normalize_card_number(destination), DEFAULT_DESTINATION)
+
+
+def _payout_data(payout: SandboxPayout, *, status: str, failure_code: str = "") -> dict[str, object]:
+    return {
+        "payout_id": payout.payout_id,
+        "payout_reference": payout.reference,
+        "amount_cents": payout.amount_cents,
+        "currency": payout.currency,
+        "status": status,
+        "failure_code": failure_code,
+    }
+
+
+def sandbox_payout(
+    *, amount_cents: int, currency: str, destination: str, idempotency_key: str, reference: str = ""
+) -> SandboxPayout:
+    """Make a payout at the sandbox. Idempotent on the key (the same key with
+    other parameters is refused). Its fate follows the destination (see
+    TEST_DESTINATIONS): it is in transit now, and its payout.paid or
+    payout.failed webhook is recorded with it, due after
+    payout_delay_seconds() (a returned payout also gets a payout.failed due
+    as long again after that; a stuck one gets none)."""
     if amount_cents <= 0:
         raise ProviderRejected("A payout needs a positive amount.", detail={"amount_cents": amount_cents})
-    payout, _ = SandboxPayout.objects.get_or_create(
-        idempotency_key=idempotency_key,
-        defaults={"amount_cents": amount_cents, "currency": currency, "destination": destination},
-    )
+    rule = payout_destination_rule(destination)
+    if rule.rejected:
+        raise ProviderRejected(
+            "The sandbox refused the payout destination.", detail={"failure_code": rule.failure_code}
+        )
+    payout = SandboxPayout.objects.filter(idempotency_key=idempotency_key).first()
+    if payout is None:
+        try:
+            with transaction.atomic():
+                now = timezone.now()
+                delay = timedelta(seconds=max(payout_delay_seconds(), 0))
+                payout = SandboxPayout.objects.create(
+                    idempotency_key=idempotency_key,
+                    amount_cents=amount_cents,
+                    currency=currency,
+                    destination=destination,
+                    reference=reference,
+                    outcome=rule.outcome,
+                    failure_code="" if rule.returned else rule.failure_code,
+                    settles_at=None if rule.stuck else now + delay,
+                    returns_at=now + 2 * delay if rule.returned else None,
+                )
+                if payout.settles_at is not None:
+                    sandbox_webhook_record(
+                        session=None,
+                        payout=payout,
+                        event_type=f"payout.{rule.outcome}",
+                        data=_payout_data(payout, status=rule.outcome, failure_code=payout.failure_code),
+                        due_at=payout.settles_at,
+                    )
+                if payout.returns_at is not None:
+                    sandbox_webhook_record(
+                        session=None,
+                        payout=payout,
+                        event_type="payout.failed",
+                        data=_payout_data(payout, status=SandboxPayoutStatus.FAILED, failure_code=rule.failure_code),
+                        due_at=payout.returns_at,
+                    )
+                return payout
+        except IntegrityError:
+            payout = SandboxPayout.objects.get(idempotency_key=idempotency_key)
     if (payout.amount_cents, payout.currency, payout.destination) != (amount_cents, currency, destination):
         raise ProviderRejected(
             "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
         )
     return payout
+
+
+def payout_effective_status(payout: SandboxPayout, *, now: datetime) -> str:
+    """A payout counts as settled (or returned) once its time has passed,
+    whether or not the sweeper has written that down yet."""
+    if payout.returns_at is not None and payout.returns_at <= now:
+        return SandboxPayoutStatus.FAILED
+    if payout.status == SandboxPayoutStatus.IN_TRANSIT and payout.settles_at and payout.settles_at <= now:
+        return payout.outcome
+    return payout.status
+
+
+def sandbox_payout_status(*, payout_id: str, now: datetime | None = None) -> ProviderPayout:
+    payout = SandboxPayout.objects.filter(payout_id=payout_id).first()
+    if payout is None:
+        raise ProviderRejected("No such sandbox payout.", detail={"payout_id": payout_id})
+    status = payout_effective_status(payout, now=now or timezone.now())
+    failure_code = ""
+    if status == SandboxPayoutStatus.FAILED:
+        failure_code = payout.failure_code or payout_destination_rule(payout.destination).failure_code or "failed"
+    return ProviderPayout(
+        provider_payout_id=payout.payout_id,
+        state=PayoutState(status),
+        amount_cents=payout.amount_cents,
+        currency=payout.currency,
+        failure_code=failure_code,
+    )

@@ -27,11 +27,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.test import RequestFactory
 from django.urls import resolve, reverse
 from django.utils import timezone
 
-from payments.models import SandboxSession, SandboxSessionStatus, SandboxWebhook
+from payments.models import SandboxPayout, SandboxPayoutStatus, SandboxSession, SandboxSessionStatus, SandboxWebhook
 
 logger = logging.getLogger(__name__)
 
@@ -83,13 +84,18 @@ def event_data(session: SandboxSession, *, failure_code: str = "") -> dict[str, 
 
 
 def sandbox_webhook_record(
-    *, session: SandboxSession | None, event_type: str, data: dict[str, Any], due_at: datetime | None = None
+    *,
+    session: SandboxSession | None,
+    event_type: str,
+    data: dict[str, Any],
+    due_at: datetime | None = None,
+    payout: SandboxPayout | None = None,
 ) -> SandboxWebhook:
     """Record an outgoing webhook in the caller's transaction; if it is due now,
     queue its delivery for after commit."""
     assert transaction.get_connection().in_atomic_block, "webhooks are recorded with the change that causes them"
     now = timezone.now()
-    webhook = SandboxWebhook(event_type=event_type, session=session, next_attempt_at=due_at or now)
+    webhook = SandboxWebhook(event_type=event_type, session=session, payout=payout, next_attempt_at=due_at or now)
     webhook.body = json.dumps(
         {"id": webhook.event_id, "type": event_type, "created": int(now.timestamp()), "data": data},
         separators=(",", ":"),
@@ -185,11 +191,25 @@ def sandbox_sessions_settle_due(*, now: datetime | None = None) -> int:
     )
 
 
+def sandbox_payouts_settle_due(*, now: datetime | None = None) -> int:
+    """Payouts whose time has come arrive (or fail) at the sandbox; returned
+    ones fail once their return is due. Their webhooks were recorded with them."""
+    now = now or timezone.now()
+    settled = SandboxPayout.objects.filter(
+        status=SandboxPayoutStatus.IN_TRANSIT, settles_at__isnull=False, settles_at__lte=now
+    ).update(status=F("outcome"), updated_at=now)
+    returned = SandboxPayout.objects.filter(
+        status=SandboxPayoutStatus.PAID, returns_at__isnull=False, returns_at__lte=now
+    ).update(status=SandboxPayoutStatus.FAILED, updated_at=now)
+    return settled + returned
+
+
 def sandbox_webhooks_deliver_due(*, now: datetime | None = None, limit: int = 100) -> list[DeliveryResult]:
-    """The sweeper: settle due delayed confirmations, then deliver every due
-    undelivered webhook, oldest first. Pass a future `now` to fast-forward."""
+    """The sweeper: settle due delayed confirmations and payouts, then deliver
+    every due undelivered webhook, oldest first. Pass a future `now` to fast-forward."""
     now = now or timezone.now()
     sandbox_sessions_settle_due(now=now)
+    sandbox_payouts_settle_due(now=now)
     due_ids = list(
         SandboxWebhook.objects.filter(delivered_at__isnull=True, next_attempt_at__lte=now)
         .order_by("next_attempt_at", "id")

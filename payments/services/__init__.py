@@ -9,7 +9,7 @@ from payments.services.payments import (
     payment_mark_succeeded,
     payment_status_fetch,
 )
-from payments.services.payouts import payout_create
+from payments.services.payouts import payout_create, payout_event_apply, payout_status_fetch
 from payments.services.refunds import refund_create, refund_mark_failed, refund_mark_succeeded
 from payments.services.sessions import payment_session_create, payment_session_expire
 from payments.services.webhooks import webhook_receive
@@ -26,6 +26,8 @@ __all__ = [
     "payment_session_expire",
     "payment_status_fetch",
     "payout_create",
+    "payout_event_apply",
+    "payout_status_fetch",
     "refund_create",
     "refund_mark_failed",
     "refund_mark_succeeded",

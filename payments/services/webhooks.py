@@ -35,6 +35,7 @@ from payments.services.payments import (
     payment_mark_pending,
     payment_mark_succeeded,
 )
+from payments.services.payouts import payout_event_apply
 from payments.services.refunds import refund_mark_failed, refund_mark_succeeded
 from ticketing.locks import lock_timeout
 
@@ -243,6 +244,8 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
                     changed = _apply_refund_event(row=row, provider=provider, event=event)
                 elif event.kind.is_dispute:
                     changed = _apply_dispute_event(row=row, provider=provider, event=event)
+                elif event.kind.is_payout:
+                    changed = payout_event_apply(row=row, provider=provider, event=event)
                 else:
                     changed = None
                 if changed is not None:

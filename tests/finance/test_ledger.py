@@ -169,6 +169,7 @@ def test_entries_and_transactions_cannot_be_changed_through_the_orm(event) -> No
         JournalTransaction.objects.all().delete()
 
 
+@pytest.mark.ledger_unverified(reason="reverses a sale at the ledger alone: its payment stays captured")
 def test_a_reversal_nets_to_zero_and_happens_at_most_once(event) -> None:
     txn = record_sale(make_paid_payment(event=event))
     assert txn is not None
@@ -185,7 +186,7 @@ def test_a_reversal_nets_to_zero_and_happens_at_most_once(event) -> None:
     assert ledger_differences() == []
 
 
-def _refund(payment, amount: int, n: int) -> Refund:
+def _refund(payment, amount: int, n: int, *, status: str = RefundStatus.SUCCEEDED) -> Refund:
     return Refund.objects.create(
         organization=payment.organization,
         payment=payment,
@@ -193,7 +194,7 @@ def _refund(payment, amount: int, n: int) -> Refund:
         amount_cents=amount,
         currency=payment.currency,
         idempotency_key=f"refund-{payment.pk}-{n}",
-        status=RefundStatus.SUCCEEDED,
+        status=status,
     )
 
 
@@ -221,8 +222,8 @@ def test_partial_refunds_that_add_up_to_the_charge_return_every_part_exactly(eve
     for kind in (AccountKind.PROCESSOR_CLEARING, AccountKind.PLATFORM_FEE_REVENUE, AccountKind.PROCESSOR_FEE_RECOVERED):
         assert balance(chart.system(kind, "EUR")) == 0
     assert balance(chart.pending(event.organization_id, event.pk, "EUR")) == 0
-    with pytest.raises(RefundExceedsSale):
-        _book_refund(payment, _refund(payment, 1, 99))
+    with pytest.raises(RefundExceedsSale):  # a cent more than was charged (the provider would refuse it too)
+        _book_refund(payment, _refund(payment, 1, 99, status=RefundStatus.PENDING))
     assert ledger_differences() == []
 
 

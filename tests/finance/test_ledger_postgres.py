@@ -124,6 +124,7 @@ def test_concurrent_first_sales_create_each_account_once() -> None:
     assert ledger_differences() == []
 
 
+@pytest.mark.ledger_unverified(reason="reverses a sale at the ledger alone: its payment stays captured")
 def test_concurrent_reversals_of_one_transaction_one_wins() -> None:
     txn = _sale(make_paid_payment(event=EventFactory()))
     assert txn is not None
@@ -156,7 +157,7 @@ def test_concurrent_draws_on_a_guarded_account_never_overdraw_it() -> None:
         return lambda: (
             ledger_post(
                 key=f"draw-{i}",
-                kind="payout_initiated",
+                kind="adjustment",  # not a payout: there is no Payout row to reconcile with
                 entries=[debit(available, 3000), credit(transit, 3000)],
                 source=None,
                 effective_at=timezone.now(),

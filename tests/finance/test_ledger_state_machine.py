@@ -215,6 +215,22 @@ class LedgerMachine(RuleBasedStateMachine):
             else:
                 payout_mark_paid(payout_id=payout.pk)
 
+    @precondition(lambda self: Payout.objects.filter(status__in=[PayoutStatus.PAID, PayoutStatus.FAILED]).exists())
+    @rule(fails=st.booleans(), replay=st.booleans())
+    def payout_late_news(self, fails: bool, replay: bool) -> None:
+        """News after the outcome: a bank returns a paid payout (it fails, the
+        money comes back once), or a late "paid" for a failed one (nothing)."""
+        payout = Payout.objects.filter(status__in=[PayoutStatus.PAID, PayoutStatus.FAILED]).order_by("pk").first()
+        assert payout is not None
+        before = payout.status
+        for _ in range(2 if replay else 1):
+            if fails:
+                payout_mark_failed(payout_id=payout.pk, failure_code="account_closed")
+            else:
+                payout_mark_paid(payout_id=payout.pk)
+        payout.refresh_from_db()
+        assert payout.status == (PayoutStatus.FAILED if fails else before)
+
     # --- invariants --------------------------------------------------------------------
 
     def _credited_to_available(self) -> int:

@@ -3,7 +3,8 @@
 Recomputes every account from its entries, checks that every transaction and
 the whole ledger balance per currency, compares stored running balances,
 and reconciles captured payments, succeeded refunds and payouts with what
-the ledger booked. Prints each difference; exits 1 if there is any.
+the ledger booked (finance.selectors.ledger_verify, one snapshot). Prints
+each difference; exits 1 if there is any.
 """
 
 from __future__ import annotations
@@ -13,10 +14,8 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import transaction
 
-from finance.selectors import ledger_differences, reconciliation_differences
-from finance.selectors.ledger import ledger_totals
+from finance.selectors import ledger_verify
 
 
 class Command(BaseCommand):
@@ -27,26 +26,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         started = time.monotonic()
-        # One snapshot for every check, so postings committing meanwhile cannot
-        # show up as differences between two queries.
-        connection = transaction.get_connection()
-        outermost = not connection.in_atomic_block
-        with transaction.atomic():
-            if outermost and connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            totals = ledger_totals()
-            differences = ledger_differences()
-            if not options["skip_reconciliation"]:
-                differences += reconciliation_differences()
+        verification = ledger_verify(reconcile=not options["skip_reconciliation"])
 
         self.stdout.write(f"{'currency':<10}{'debits':>16}{'credits':>16}{'transactions':>14}")
-        for currency, (debits, credits, count) in sorted(totals.items()):
+        for currency, (debits, credits, count) in sorted(verification.totals.items()):
             self.stdout.write(f"{currency:<10}{debits:>16}{credits:>16}{count:>14}")
         elapsed = time.monotonic() - started
-        if differences:
-            for difference in differences:
+        if verification.differences:
+            for difference in verification.differences:
                 self.stderr.write(f"DIFFERENCE {difference}")
-            self.stderr.write(self.style.ERROR(f"{len(differences)} differences ({elapsed:.2f}s)"))
+            self.stderr.write(self.style.ERROR(f"{len(verification.differences)} differences ({elapsed:.2f}s)"))
             sys.exit(1)
         self.stdout.write(self.style.SUCCESS(f"Ledger verified: no differences ({elapsed:.2f}s)."))

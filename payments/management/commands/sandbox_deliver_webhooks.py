@@ -1,8 +1,9 @@
 """Deliver the sandbox provider's due webhooks now.
 
 What the Celery beat sweeper does, for the embedded default (eager Celery, no
-beat): retries of failed deliveries and delayed confirmations.
-`--all` fast-forwards: delayed confirmations are delivered at once.
+beat): retries of failed deliveries, delayed confirmations and payout
+outcomes (payout.paid / payout.failed, settings.SANDBOX_PAYOUT_DELAY_SECONDS).
+`--all` fast-forwards: delayed confirmations and payouts are delivered at once.
 """
 
 from __future__ import annotations
