@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -37,23 +37,35 @@ from payments.services.payments import (
 )
 from payments.services.payouts import payout_event_apply
 from payments.services.refunds import refund_mark_failed, refund_mark_succeeded
+from ticketing.inserts import insert_unless_exists
 from ticketing.locks import lock_timeout
+
+_EVENT_FIELDS = (
+    "provider",
+    "provider_event_id",
+    "event_type",
+    "payload",
+    "signature_verified",
+    "outcome",
+    "delivery_count",
+    "received_at",
+)
 
 
 def _event_row(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
-    try:
-        with transaction.atomic():
-            row = WebhookEvent.objects.create(
-                provider=provider,
-                provider_event_id=event.provider_event_id,
-                event_type=event.event_type[:100],
-                payload=event.payload,
-                signature_verified=True,
-            )
-            return row, True
-    except IntegrityError:
-        row = WebhookEvent.objects.select_for_update().get(provider=provider, provider_event_id=event.provider_event_id)
-        return row, False
+    """The event's row: (new row, True), or (the first delivery's row, locked, False)."""
+    row = WebhookEvent(
+        provider=provider,
+        provider_event_id=event.provider_event_id,
+        event_type=event.event_type[:100],
+        payload=event.payload,
+        signature_verified=True,
+    )
+    row.pk = insert_unless_exists(row, fields=_EVENT_FIELDS, conflict=("provider", "provider_event_id"))
+    if row.pk is not None:
+        return row, True
+    row = WebhookEvent.objects.select_for_update().get(provider=provider, provider_event_id=event.provider_event_id)
+    return row, False
 
 
 def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required: bool) -> dict[str, Any]:
@@ -257,7 +269,8 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
             row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
         row.processed_at = timezone.now()
         row.save()
-        row.refresh_from_db(fields=["delivery_count"])
+        if not created:
+            row.refresh_from_db(fields=["delivery_count"])  # an F() expression until then
     if rejection is not None:
         raise rejection
     return row, True

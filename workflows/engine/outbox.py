@@ -21,9 +21,10 @@ from typing import Any
 
 from celery import Task, current_app
 from django.db import transaction
-from django.db.models import F, Field
+from django.db.models import F
 from django.utils import timezone
 
+from ticketing.inserts import insert_unless_exists
 from workflows.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def enqueue(
         created_at=now,
         available_at=now + RELAY_GRACE,
     )
-    message.pk = _insert_unless_exists(message)
+    message.pk = insert_unless_exists(message, fields=_INSERT_FIELDS, conflict=("dedup_key",))
     if message.pk is None:
         return OutboxMessage.objects.get(dedup_key=message.dedup_key)
     transaction.on_commit(partial(publish, message), robust=True)
@@ -59,25 +60,6 @@ def enqueue(
 
 
 _INSERT_FIELDS = ("task_name", "args", "kwargs", "dedup_key", "created_at", "available_at", "attempts", "last_error")
-
-
-def _insert_unless_exists(message: OutboxMessage) -> int | None:
-    """INSERT ... ON CONFLICT (dedup_key) DO NOTHING RETURNING id: one
-    statement, and no savepoint, where get_or_create takes four. The new id,
-    or None if a message with this dedup key exists (PostgreSQL and SQLite)."""
-    connection = transaction.get_connection()
-    fields: list[Field[Any, Any]] = [OutboxMessage._meta.get_field(name) for name in _INSERT_FIELDS]  # type: ignore[misc]
-    quote = connection.ops.quote_name
-    # Identifiers come from the model's meta; every value is a parameter.
-    table = quote(OutboxMessage._meta.db_table)
-    columns = ", ".join(quote(f.column) for f in fields)
-    values = ", ".join(["%s"] * len(fields))
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT (dedup_key) DO NOTHING RETURNING id"  # noqa: S608
-    params = [f.get_db_prep_save(getattr(message, f.attname), connection) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0] if row else None
 
 
 def _task(task_name: str) -> Task:

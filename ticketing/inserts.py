@@ -1,0 +1,41 @@
+"""INSERT ... ON CONFLICT DO NOTHING RETURNING id, for rows keyed by a
+natural unique key (an outbox dedup key, a provider's event id).
+
+Where get_or_create takes four statements in a transaction (SELECT,
+SAVEPOINT, INSERT, RELEASE), this takes one, and a conflict does not break
+the caller's transaction. PostgreSQL and SQLite (3.35+) both speak it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import models, transaction
+
+
+def insert_unless_exists(instance: models.Model, *, fields: Sequence[str], conflict: Sequence[str]) -> int | None:
+    """Insert `instance`'s `fields`; return the new id (also set on the
+    instance, which then counts as saved), or None (and insert nothing) when a
+    row with the same `conflict` columns exists."""
+    connection = transaction.get_connection()
+    meta = instance._meta
+    columns = [meta.get_field(name) for name in fields]
+    quote = connection.ops.quote_name
+    table = quote(meta.db_table)
+    names = ", ".join(quote(f.column) for f in columns)  # type: ignore[union-attr]
+    keys = ", ".join(quote(meta.get_field(name).column) for name in conflict)  # type: ignore[union-attr]
+    values = ", ".join(["%s"] * len(columns))
+    # Identifiers come from the model's meta; every value is a parameter.
+    sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({keys}) DO NOTHING RETURNING id"  # noqa: S608
+    params: list[Any] = [
+        f.get_db_prep_save(getattr(instance, f.attname), connection)  # type: ignore[union-attr]
+        for f in columns
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance.pk = row[0]
+    instance._state.adding = False
+    return int(row[0])
