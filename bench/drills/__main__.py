@@ -1,0 +1,5 @@
+import sys
+
+from bench.drills.run import main
+
+sys.exit(main())
