@@ -28,7 +28,7 @@ def expire_capacity_holds() -> int:
 def send_email_delivery(self: Any, delivery_id: int) -> bool:
     """Send one recorded e-mail; retried with exponential backoff on failure."""
     try:
-        return email_delivery_send(delivery_id=delivery_id)
+        return email_delivery_send(delivery_id=delivery_id, claimant=self.request.id or "")
     except Exception as exc:
         if self.request.retries >= self.max_retries:
             email_delivery_give_up(delivery_id=delivery_id, error=str(exc))

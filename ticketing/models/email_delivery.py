@@ -38,6 +38,10 @@ class EmailDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Who holds the claim (a Celery task id): the same message, redelivered
+    # after its worker died or retried after the database went away, may take
+    # its own claim again at once instead of waiting out CLAIM_TIMEOUT.
+    claimed_by = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

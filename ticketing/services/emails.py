@@ -17,11 +17,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from ticketing.inserts import insert_unless_exists
 from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind, Order, Ticket, TicketStatus
 from ticketing.qr import qr_png
 from ticketing.services.signing_keys import signing_key_for_event
@@ -50,25 +51,42 @@ def email_delivery_record(
     """Record an e-mail to the buyer (or to `to_email`, e.g. a ticket's new
     holder) in the caller's transaction; idempotent on `dedup_key`."""
     assert transaction.get_connection().in_atomic_block, "record the e-mail in the transaction that causes it"
-    try:
-        with transaction.atomic():
-            return EmailDelivery.objects.create(
-                organization_id=order.organization_id,
-                order=order,
-                kind=kind,
-                to_email=to_email or order.buyer_email,
-                dedup_key=dedup_key,
-                context=context or {},
-            )
-    except IntegrityError:
+    delivery = EmailDelivery(
+        organization_id=order.organization_id,
+        order=order,
+        kind=kind,
+        to_email=to_email or order.buyer_email,
+        dedup_key=dedup_key,
+        context=context or {},
+        created_at=timezone.now(),
+    )
+    if insert_unless_exists(delivery, fields=_RECORD_FIELDS, conflict=("dedup_key",)) is None:
         return EmailDelivery.objects.get(dedup_key=dedup_key)
+    return delivery
 
 
-def _claim(*, delivery_id: int, now: datetime) -> bool:
+_RECORD_FIELDS = (
+    "organization",
+    "order",
+    "kind",
+    "to_email",
+    "dedup_key",
+    "context",
+    "status",
+    "attempts",
+    "last_error",
+    "claimed_by",
+    "created_at",
+)
+
+
+def _claim(*, delivery_id: int, now: datetime, claimant: str) -> bool:
     claimable = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
+    if claimant:
+        claimable |= Q(status=DeliveryStatus.SENDING, claimed_by=claimant)
     return (
         EmailDelivery.objects.filter(claimable, pk=delivery_id).update(
-            status=DeliveryStatus.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            status=DeliveryStatus.SENDING, claimed_at=now, claimed_by=claimant, attempts=F("attempts") + 1
         )
         == 1
     )
@@ -112,13 +130,15 @@ def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     return message
 
 
-def email_delivery_send(*, delivery_id: int, now: datetime | None = None) -> bool:
+def email_delivery_send(*, delivery_id: int, now: datetime | None = None, claimant: str = "") -> bool:
     """Send one delivery; True if this call sent it. Safe to call any number
     of times: a delivery is claimed before it is sent and sent at most once
     per claim. Raises on a send failure after releasing the claim, so the
-    caller (a Celery task) retries with backoff."""
+    caller (a Celery task) retries with backoff. `claimant` (the task's id)
+    may take over its own claim left behind by a crash or an outage (the
+    message's Message-ID lets receivers drop the rare second copy)."""
     now = now or timezone.now()
-    if not _claim(delivery_id=delivery_id, now=now):
+    if not _claim(delivery_id=delivery_id, now=now, claimant=claimant):
         return False
     delivery = EmailDelivery.objects.get(pk=delivery_id)
     try:
