@@ -12,7 +12,15 @@ from rest_framework.test import APIClient
 from tests.api.conftest import World, client_for, token_for
 from tests.workflows.checkout.conftest import pay
 from ticketing.exceptions import Busy
-from ticketing.models import EventStatus, Order, OrderStatus, TicketType, WebhookDelivery, WebhookSubscription
+from ticketing.models import (
+    EventStatus,
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    TicketType,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from workflows.checkout.start import CheckoutStarted
 from workflows.models import WorkflowRun
 
@@ -315,3 +323,30 @@ def test_other_organizations_subscribers_hear_nothing(world_a: World, world_b: W
     started = APIClient().post(URL, _body(world_a), format="json").json()
     pay(CheckoutStarted(started["order_code"], started["order_id"], started["payment_url"], None, 0, "EUR", 0))
     assert receiver.received == []
+
+
+def test_a_retry_whose_idempotency_record_was_lost_gets_the_same_checkout(world_a: World) -> None:
+    """The fault drills: during a database outage the idempotency record of a
+    checkout could not be kept, while the checkout itself went on. The retry
+    with the same key and body must find that checkout, not start a second."""
+    headers = {"HTTP_IDEMPOTENCY_KEY": "retry-me-1"}
+    orders_before = Order.objects.count()
+    world_a.ticket_type.refresh_from_db()
+    held_before = world_a.ticket_type.held
+    first = APIClient().post(URL, _body(world_a), format="json", **headers)
+    assert first.status_code == 201, first.content
+    IdempotencyRecord.objects.all().delete()  # lost with the outage
+
+    again = APIClient().post(URL, _body(world_a), format="json", **headers)
+
+    assert again.status_code == 201, again.content
+    assert again.json()["order_code"] == first.json()["order_code"]
+    assert again.json()["payment_url"] == first.json()["payment_url"]
+    assert Order.objects.count() == orders_before + 1
+    world_a.ticket_type.refresh_from_db()
+    assert world_a.ticket_type.held == held_before + 2
+
+    # Another body under the same key (once its record is gone) is another checkout.
+    IdempotencyRecord.objects.all().delete()
+    other = APIClient().post(URL, _body(world_a, buyer_name="Grace Hopper"), format="json", **headers)
+    assert other.status_code == 201 and other.json()["order_code"] != first.json()["order_code"]

@@ -23,12 +23,15 @@ runs again; services are idempotent or fail cleanly on a repeat.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -83,6 +86,21 @@ def request_owner(request: Request) -> str:
 def request_fingerprint(request: Request) -> str:
     body = json.dumps(request.data, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def idempotent_public_code(request: Request) -> str | None:
+    """For a POST with an Idempotency-Key: a public code (as new_public_code
+    makes) derived from the caller, the key and the body, so that the request
+    repeated creates nothing new even when its idempotency record could not
+    be kept (the database went away while it ran, or the record expired): the
+    checkout's run is keyed by its order code. Unguessable to anyone else (an
+    HMAC under the secret key); None without a key."""
+    key = request.headers.get(HEADER)
+    if not key:
+        return None
+    material = f"{request_owner(request)}|{key}|{request_fingerprint(request)}"
+    digest = hmac.new(settings.SECRET_KEY.encode(), material.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()
 
 
 def idempotency_claim(

@@ -193,15 +193,18 @@ def checkout_input(
     provider: str = "sandbox",
     return_url: str | None = None,
     seat_hold_token: str = "",
+    order_code: str | None = None,
 ) -> tuple[dict[str, Any], PricedCart]:
     """Validate and price the cart: the run's input. Raises the domain error
-    of the first problem; reads only."""
+    of the first problem; reads only. `order_code`: the code the order will
+    have (by default a new random one); a repeated request that passes the
+    same code gets the same checkout."""
     now = timezone.now()
     name, email = buyer_clean(name=buyer_name, email=buyer_email)
     cart: PricedCart = cart_price(
         event_id=event_id, tickets=tickets or [], seat_ids=seat_ids or [], donation_cents=donation_cents, now=now
     )
-    code = new_public_code()
+    code = order_code or new_public_code()
     expires_at = now + timedelta(minutes=settings.CHECKOUT_HOLD_MINUTES)
     data = {
         "order_code": code,
@@ -223,9 +226,18 @@ def start_checkout(**request: Any) -> CheckoutStarted:
     it; in that case everything it did has been undone."""
     data, cart = checkout_input(**request)
     run, lease = start_claimed(WORKFLOW, f"order:{data['order_code']}", data, organization=cart.organization_id)
-    assert lease is not None, "a new order code starts a new run"
+    if lease is None:
+        # This checkout was started before (a repeated request with the same
+        # order code): its outcome, once it has one.
+        if not run.is_finished:
+            raise Busy(detail={"order": data["order_code"]})
+        return checkout_outcome(run)
     run = advance_claimed(run, lease)
     return checkout_outcome(run)
+
+
+def checkout_exists(*, order_code: str) -> bool:
+    return WorkflowRun.objects.filter(workflow_type=WORKFLOW, business_key=f"order:{order_code}").exists()
 
 
 def checkout_outcome(run: WorkflowRun) -> CheckoutStarted:

@@ -21,12 +21,13 @@ from rest_framework.response import Response
 from seating.exceptions import SeatHoldExpired, SeatHoldInUse, SeatHoldMismatch, SeatHoldNotFound
 from seating.selectors import seat_hold_for_token
 from ticketing.api.base import PublicApiView
+from ticketing.api.idempotency import idempotent_public_code
 from ticketing.api.serializers.checkouts import CheckoutSerializer, CheckoutStartSerializer, PublicOrderSerializer
 from ticketing.exceptions import InvalidState, NotFound
 from ticketing.integrations import order_created_publish
 from ticketing.models import Order, OrderLine, OrderStatus, Ticket
 from workflows.checkout.cancel import cancel_checkout
-from workflows.checkout.start import start_checkout
+from workflows.checkout.start import checkout_exists, start_checkout
 from workflows.exceptions import RunNotFound
 
 TAGS = ["public"]
@@ -109,8 +110,12 @@ class PublicCheckoutStartView(PublicApiView):
     )
     def post(self, request: Request) -> Response:
         data = self.parse(CheckoutStartSerializer, request.data)
+        # With an Idempotency-Key the order's code comes from it, so a retry
+        # whose first answer was lost (say, in a database outage) gets the
+        # same checkout, not a second one.
+        order_code = idempotent_public_code(request)
         seat_hold_token = data.get("seat_hold_token") or ""
-        if seat_hold_token:
+        if seat_hold_token and not (order_code and checkout_exists(order_code=order_code)):
             seat_hold_adoptable_check(token=seat_hold_token, event_id=data["event"], seat_ids=data["seats"])
         started = start_checkout(
             event_id=data["event"],
@@ -121,6 +126,7 @@ class PublicCheckoutStartView(PublicApiView):
             donation_cents=data["donation_cents"],
             return_url=data.get("return_url"),
             seat_hold_token=seat_hold_token,
+            order_code=order_code,
         )
         order = Order.objects.get(pk=started.order_id)
         order_created_publish(order=order)
