@@ -7,34 +7,21 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import authentication, exceptions
-from rest_framework.request import Request
 
 from scanning.models import Device
 from scanning.services.devices import device_authenticate
+from ticketing.api.authentication import BearerAuthentication
 
-KEYWORDS = ("bearer", "device")
 
+class DeviceTokenAuthentication(BearerAuthentication):
+    keywords = ("bearer", "device")
+    realm = "scanning-devices"
+    usage = "Send 'Authorization: Bearer <device token>'."
+    unreadable = "The device token is not valid."
+    refused = "This is not a valid device token, or the device was revoked."
 
-class DeviceTokenAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[Device, Device] | None:
-        header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode(errors="replace") not in KEYWORDS:
-            return None
-        if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <device token>'.")
-        try:
-            raw = header[1].decode()
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("The device token is not valid.") from exc
-        device = device_authenticate(raw=raw)
-        if device is None:
-            raise exceptions.AuthenticationFailed("This is not a valid device token, or the device was revoked.")
-        return device, device
-
-    def authenticate_header(self, request: Request) -> str:
-        # Makes DRF answer 401 (not 403) to unauthenticated requests.
-        return 'Bearer realm="scanning-devices"'
+    def find(self, raw: str) -> Device | None:
+        return device_authenticate(raw=raw)
 
 
 class DeviceTokenScheme(OpenApiAuthenticationExtension):

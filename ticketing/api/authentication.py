@@ -14,28 +14,45 @@ from rest_framework.request import Request
 from ticketing.models import ApiToken
 from ticketing.services.api_tokens import api_token_authenticate
 
-KEYWORDS = ("bearer", "token")
 
+class BearerAuthentication(authentication.BaseAuthentication):
+    """`Authorization: <keyword> <token>`: the token's row becomes request.user.
+    Subclasses name their keywords, realm and messages, and find the row."""
 
-class ApiTokenAuthentication(authentication.BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[ApiToken, ApiToken] | None:
+    keywords: tuple[str, ...] = ("bearer",)
+    realm = "api"
+    usage = "Send 'Authorization: Bearer <token>'."
+    unreadable = "The token is not valid."
+    refused = "The token is not valid or was revoked."
+
+    def find(self, raw: str) -> Any:
+        raise NotImplementedError
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         header = authentication.get_authorization_header(request).split()
-        if not header or header[0].lower().decode(errors="replace") not in KEYWORDS:
+        if not header or header[0].lower().decode(errors="replace") not in self.keywords:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Send 'Authorization: Bearer <token>'.")
+            raise exceptions.AuthenticationFailed(self.usage)
         try:
             raw = header[1].decode()
         except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("The token is not valid.") from exc
-        token = api_token_authenticate(raw=raw)
-        if token is None:
-            raise exceptions.AuthenticationFailed("The token is not valid or was revoked.")
-        return token, token
+            raise exceptions.AuthenticationFailed(self.unreadable) from exc
+        row = self.find(raw)
+        if row is None:
+            raise exceptions.AuthenticationFailed(self.refused)
+        return row, row
 
     def authenticate_header(self, request: Request) -> str:
         # Makes DRF answer 401 (not 403) to unauthenticated requests.
-        return 'Bearer realm="api"'
+        return f'Bearer realm="{self.realm}"'
+
+
+class ApiTokenAuthentication(BearerAuthentication):
+    keywords = ("bearer", "token")
+
+    def find(self, raw: str) -> ApiToken | None:
+        return api_token_authenticate(raw=raw)
 
 
 class SessionAuthentication(authentication.SessionAuthentication):
