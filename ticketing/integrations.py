@@ -17,10 +17,10 @@ if and only if that transaction commits.
   payment page first, and a payment caught in flight wins): this event says
   that it did. Orders voided by a failed StartCheckout are not announced,
   as they never were created for the caller.
-- order.paid, then ticket.issued per ticket: from `order_completed`, which is
-  sent after CompleteCheckout committed, so they are published in their own
-  transaction. A crash between the two commits loses them (logged);
-  CompleteCheckout announces an order once.
+- order.paid, then ticket.issued per ticket: `order_paid_publish`, called by
+  CompleteCheckout inside the transaction that marks the order paid, so they
+  are sent if and only if the order is paid, even through a crash right
+  after its commit; CompleteCheckout pays an order once.
 
 Payloads are the API's own representations (ticketing.api.serializers): an
 integrator sees the same fields as in GET /api/v1/orders/{id}/.
@@ -38,7 +38,6 @@ from django_fsm.signals import post_transition
 from ticketing.api.serializers.orders import OrderSerializer, TicketSerializer
 from ticketing.models import Order, OrderStatus, Ticket, TicketStatus, WebhookSubscription
 from ticketing.services.outbound_webhooks import webhook_event_publish
-from ticketing.signals import order_completed
 
 logger = logging.getLogger(__name__)
 
@@ -84,41 +83,31 @@ def publish_order_cancelled(sender: type, instance: Order, source: str, target: 
 
 
 def order_paid_publish(*, order_id: int, organization_id: int) -> int:
-    """order.paid and one ticket.issued per valid ticket, in one transaction.
-    Returns the number of events published. One query when nobody listens:
-    this runs in the worker's payment confirmation, a hot path."""
+    """order.paid and one ticket.issued per valid ticket, in the caller's
+    transaction (the one that marks the order paid). Returns the number of
+    events published. One query when nobody listens: this runs in the payment
+    confirmation, a hot path."""
+    assert transaction.get_connection().in_atomic_block, "published with the payment that causes it"
     wanted = subscribed_event_types(organization_id=organization_id, event_types=("order.paid", "ticket.issued"))
     if not wanted:
         return 0
     published = 0
-    with transaction.atomic():
-        order = Order.objects.filter(pk=order_id).first()
-        if order is None:
-            return 0
-        if "order.paid" in wanted:
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return 0
+    if "order.paid" in wanted:
+        webhook_event_publish(organization_id=organization_id, event_type="order.paid", payload=order_payload(order))
+        published += 1
+    if "ticket.issued" in wanted:
+        tickets = Ticket.objects.filter(order_id=order.pk, status=TicketStatus.VALID).select_related("order")
+        for ticket in tickets:
             webhook_event_publish(
-                organization_id=organization_id, event_type="order.paid", payload=order_payload(order)
+                organization_id=organization_id,
+                event_type="ticket.issued",
+                payload={"ticket": dict(TicketSerializer(ticket).data)},
             )
             published += 1
-        if "ticket.issued" in wanted:
-            tickets = Ticket.objects.filter(order_id=order.pk, status=TicketStatus.VALID).select_related("order")
-            for ticket in tickets:
-                webhook_event_publish(
-                    organization_id=organization_id,
-                    event_type="ticket.issued",
-                    payload={"ticket": dict(TicketSerializer(ticket).data)},
-                )
-                published += 1
     return published
-
-
-@receiver(order_completed, dispatch_uid="ticketing.integrations.order_paid")
-def publish_order_paid(sender: Any, order_id: int, organization_id: int, **kwargs: Any) -> None:
-    try:
-        order_paid_publish(order_id=order_id, organization_id=organization_id)
-    except Exception:
-        # send_robust would swallow it silently: say which order lost its events.
-        logger.exception("could not publish the webhook events of paid order %s", order_id)
 
 
 def event_publish_if_wanted(*, organization_id: int, event_type: str, payload: dict[str, Any]) -> None:

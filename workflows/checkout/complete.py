@@ -24,6 +24,7 @@ from payments.exceptions import ProviderUnavailable
 from payments.models import Payment
 from payments.services import refund_create
 from seating.selectors import seat_map_invalidate
+from ticketing.integrations import order_paid_publish
 from ticketing.locks import lock_timeout
 from ticketing.models import EmailKind, Order, OrderStatus
 from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
@@ -69,6 +70,8 @@ def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]
                 )
                 seats = finalize_seat_holds(order_code=order.code)
                 tickets = issue_tickets(order=order)
+                # Integrators hear of it if and only if this commits.
+                order_paid_publish(order_id=order.pk, organization_id=order.organization_id)
                 # GA units last: the ticket type's row lock (the hot row of a
                 # rush) is then held only for the rest of this commit.
                 finalize_capacity_holds(order_code=order.code)

@@ -298,3 +298,30 @@ def test_a_started_run_whose_starter_died_is_finished_by_a_worker(ga):
     started = checkout_outcome(checkout_run(data["order_code"]))
     assert started.payment_url
     assert _counts(ga) == (0, 1)
+
+
+def test_order_paid_is_announced_with_the_payment_or_not_at_all(ga, monkeypatch):
+    """order.paid and ticket.issued commit with the order's completion: a
+    completion that fails announces nothing, the one that succeeds once."""
+    from ticketing.models import WebhookDelivery, WebhookSubscription
+    from workflows.checkout import complete as complete_module
+    from workflows.engine import retry_now
+
+    WebhookSubscription.objects.create(
+        organization_id=ga.organization_id, url="http://127.0.0.1:9/hook", event_types=["order.paid", "ticket.issued"]
+    )
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+
+    def broken(**kwargs):
+        raise RuntimeError("the hot row is on fire")
+
+    monkeypatch.setattr(complete_module, "finalize_capacity_holds", broken)
+    pay(started)
+    assert Order.objects.get(code=started.order_code).status == OrderStatus.PENDING
+    assert not WebhookDelivery.objects.exists()
+
+    monkeypatch.undo()
+    retry_now(complete_run(started.order_code))
+    assert Order.objects.get(code=started.order_code).status == OrderStatus.PAID
+    kinds = sorted(WebhookDelivery.objects.values_list("event_type", flat=True))
+    assert kinds == ["order.paid", "ticket.issued", "ticket.issued"]
