@@ -58,15 +58,14 @@ def subscribed_event_types(*, organization_id: int, event_types: tuple[str, ...]
     return {t for s in subscriptions for t in event_types if s.wants(t)}
 
 
-def order_created_publish(*, order: Order) -> None:
+def order_created_publish(*, order_id: int, organization_id: int) -> None:
     """order.created, in its own transaction (the order's committed already).
     One query when nobody listens: it runs in the checkout request."""
-    if not subscribed_event_types(organization_id=order.organization_id, event_types=("order.created",)):
+    if not subscribed_event_types(organization_id=organization_id, event_types=("order.created",)):
         return
     with transaction.atomic():
-        webhook_event_publish(
-            organization_id=order.organization_id, event_type="order.created", payload=order_payload(order)
-        )
+        order = Order.objects.get(pk=order_id)
+        webhook_event_publish(organization_id=organization_id, event_type="order.created", payload=order_payload(order))
 
 
 @receiver(post_transition, sender=Order, dispatch_uid="ticketing.integrations.order_cancelled")

@@ -171,6 +171,8 @@ class CheckoutStarted:
     total_cents: int
     currency: str
     run_id: int
+    organization_id: int | None = None
+    fees: dict[str, Any] | None = None  # the order's fee snapshot (finance.fees)
 
 
 class CheckoutFailed(DomainError):
@@ -252,6 +254,8 @@ def checkout_outcome(run: WorkflowRun) -> CheckoutStarted:
             total_cents=int(data["cart"]["fees"]["total_cents"]),
             currency=data["cart"]["currency"],
             run_id=run.pk,
+            organization_id=data["cart"]["organization_id"],
+            fees=data["cart"]["fees"],
         )
     failed = run.steps.filter(status=StepStatus.FAILED, kind="action").order_by("sequence").first()
     error = (failed.error if failed else None) or {}

@@ -128,9 +128,8 @@ class PublicCheckoutStartView(PublicApiView):
             seat_hold_token=seat_hold_token,
             order_code=order_code,
         )
-        order = Order.objects.get(pk=started.order_id)
-        order_created_publish(order=order)
-        snapshot = order.fee_snapshot or {}
+        order_created_publish(order_id=started.order_id, organization_id=started.organization_id or 0)
+        snapshot = started.fees or {}
         body = {
             "order_code": started.order_code,
             "order_id": started.order_id,
