@@ -30,7 +30,7 @@ from bench.stack import (
     database_deadlocks,
     running,
     source_commit,
-    source_snapshot,
+    source_dir_for,
     stack_env,
 )
 from bench.stats import latency_summary
@@ -278,14 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{args.workload}-{args.clients}"
     run_dir = ROOT / "var" / "bench" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    if args.source == "tree":
-        source_dir = ROOT
-    elif args.source == "snapshot":
-        source_dir = source_snapshot(run_dir / "src")
-    else:
-        source_dir = Path(args.source).resolve()
-        if not (source_dir / "manage.py").is_file():
-            raise SystemExit(f"--source {args.source}: no manage.py there")
+    source_dir = source_dir_for(args.source, run_dir)
     config = StackConfig(
         source_dir=source_dir,
         web_workers=args.web_workers,

@@ -55,6 +55,19 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
+def source_dir_for(choice: str, run_dir: Path) -> Path:
+    """The code a run uses: `tree` (the repository in place), `snapshot` (a
+    copy of the working tree in run_dir/src) or an earlier snapshot's folder."""
+    if choice == "tree":
+        return ROOT
+    if choice == "snapshot":
+        return source_snapshot(run_dir / "src")
+    source_dir = Path(choice).resolve()
+    if not (source_dir / "manage.py").is_file():
+        raise SystemExit(f"--source {choice}: no manage.py there")
+    return source_dir
+
+
 def source_snapshot(target: Path) -> Path:
     """Copy the working tree's files (tracked and untracked, not ignored) to
     `target`: the repository is shared and edited while a run goes on."""
