@@ -235,6 +235,13 @@ EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "tickets@localhost")
+# Seconds an SMTP conversation may take, and after which a delivery claimed by
+# a worker that never finished (killed mid-send) is sent by another.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "20"))
+EMAIL_CLAIM_SECONDS = int(os.environ.get("EMAIL_CLAIM_SECONDS", "120"))
+# A recorded e-mail still unsent after this long has its send queued again
+# (the resend sweeper, every minute); a second send message is harmless.
+EMAIL_RESEND_AFTER_SECONDS = int(os.environ.get("EMAIL_RESEND_AFTER_SECONDS", "120"))
 
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.drills.services import OwnPostgres, OwnRedis, missing_programs
 from bench.drills.stack import DrillStack
-from bench.stack import ROOT, StackConfig, running, source_commit, source_snapshot, stack_env
+from bench.stack import ROOT, StackConfig, running, source_commit, source_dir_for, stack_env
 
 DRILLS = ("worker-kill", "pg-restart", "redis-outage", "webhook-shuffle")
 DB_NAME = "bench_drill"
@@ -62,8 +62,9 @@ class Fault:
     mode: str = ""  # pg: fast | immediate
     # Wait (up to 10 s) for a moment when no ticket e-mail is being sent: a
     # send cut off mid-way is retried only after the e-mail claim timeout
-    # (5 minutes, ticketing.services.emails.CLAIM_TIMEOUT), longer than a
-    # short drill may wait. The full drills strike at any moment.
+    # (EMAIL_CLAIM_SECONDS, set to the lease seconds here, like
+    # EMAIL_RESEND_AFTER_SECONDS) and the next resend sweep (60 s). The full
+    # drills strike at any moment.
     avoid_email_in_flight: bool = False
 
 
@@ -388,12 +389,7 @@ def run_drill(args: argparse.Namespace) -> int:
     run_id = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{drill}{'-short' if args.short else ''}"
     run_dir = ROOT / "var" / "drills" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    if args.source == "tree":
-        source_dir = ROOT
-    elif args.source == "snapshot":
-        source_dir = source_snapshot(run_dir / "src")
-    else:
-        source_dir = Path(args.source).resolve()
+    source_dir = source_dir_for(args.source, run_dir)
     wall_started = time.monotonic()
 
     def _terminate(signum: int, frame: Any) -> None:
@@ -410,6 +406,9 @@ def run_drill(args: argparse.Namespace) -> int:
     mail_dir = run_dir / "mail"
     extra_env = {
         "WORKFLOW_LEASE_SECONDS": str(args.lease_seconds),
+        # Abandoned work is taken over as soon for e-mails as for runs.
+        "EMAIL_CLAIM_SECONDS": str(args.lease_seconds),
+        "EMAIL_RESEND_AFTER_SECONDS": str(args.lease_seconds),
         "SANDBOX_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "SANDBOX_DELAYED_CONFIRMATION_SECONDS": "2",
         "EMAIL_FILE_PATH": str(mail_dir),

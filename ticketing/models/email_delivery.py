@@ -40,7 +40,7 @@ class EmailDelivery(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     # Who holds the claim (a Celery task id): the same message, redelivered
     # after its worker died or retried after the database went away, may take
-    # its own claim again at once instead of waiting out CLAIM_TIMEOUT.
+    # its own claim again at once instead of waiting out EMAIL_CLAIM_SECONDS.
     claimed_by = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

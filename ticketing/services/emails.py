@@ -6,7 +6,7 @@ crash cannot lose it. `email_delivery_send` claims the row with a
 compare-and-set (pending -> sending) so two workers never both send it,
 renders the message at send time (QR codes included), sends, and marks it
 sent. A claim left behind by a killed worker is taken over after
-CLAIM_TIMEOUT."""
+settings.EMAIL_CLAIM_SECONDS (its own task may take it back at once)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,12 @@ from ticketing.ticket_codes import ticket_code_sign
 
 logger = logging.getLogger(__name__)
 
-CLAIM_TIMEOUT = timedelta(minutes=5)
+
+def claim_timeout() -> timedelta:
+    """How old a claim is when it counts as abandoned: longer than a send may
+    take (settings.EMAIL_TIMEOUT bounds the SMTP conversation)."""
+    return timedelta(seconds=settings.EMAIL_CLAIM_SECONDS)
+
 
 _SUBJECTS: dict[str, str] = {
     EmailKind.TICKETS: "Your tickets for {event}",
@@ -81,7 +86,8 @@ _RECORD_FIELDS = (
 
 
 def _claim(*, delivery_id: int, now: datetime, claimant: str) -> bool:
-    claimable = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.SENDING, claimed_at__lt=now - CLAIM_TIMEOUT)
+    abandoned = Q(status=DeliveryStatus.SENDING, claimed_at__lt=now - claim_timeout())
+    claimable = Q(status=DeliveryStatus.PENDING) | abandoned
     if claimant:
         claimable |= Q(status=DeliveryStatus.SENDING, claimed_by=claimant)
     return (
@@ -158,10 +164,13 @@ def email_delivery_give_up(*, delivery_id: int, error: str) -> None:
     )
 
 
-def email_deliveries_due(*, older_than: timedelta = timedelta(minutes=2), batch: int = 200) -> list[int]:
-    """Deliveries that should have gone out by now (their send was lost)."""
-    cutoff = timezone.now() - older_than
+def email_deliveries_due(*, older_than: timedelta | None = None, batch: int = 200) -> list[int]:
+    """Deliveries that should have gone out by now (their send was lost, or
+    sits unacknowledged with a worker that died: the broker hands it on only
+    after its visibility timeout). `older_than` defaults to
+    settings.EMAIL_RESEND_AFTER_SECONDS."""
+    cutoff = timezone.now() - (older_than or timedelta(seconds=settings.EMAIL_RESEND_AFTER_SECONDS))
     stale = Q(status=DeliveryStatus.PENDING, created_at__lt=cutoff) | Q(
-        status=DeliveryStatus.SENDING, claimed_at__lt=timezone.now() - CLAIM_TIMEOUT
+        status=DeliveryStatus.SENDING, claimed_at__lt=timezone.now() - claim_timeout()
     )
     return list(EmailDelivery.objects.filter(stale).order_by("pk").values_list("pk", flat=True)[:batch])
