@@ -84,29 +84,26 @@ def _transition(
     transaction: a failure here fails it too."""
     # The refusals are raised after the block, which then wrote nothing, so a
     # caller may go on after catching one.
+    refusal: InvalidState | None = None
+    changed = False
     with transaction.atomic(savepoint=False), lock_timeout():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
-        if order is None or order.status in done:
-            return_early = True
-        else:
-            return_early = False
+        if order is not None and order.status not in done:
             try:
                 apply(order)
             except TransitionNotAllowed:
-                refused = True
+                refusal = InvalidState(
+                    f"An order that is {order.get_status_display().lower()} cannot be {verb}.",
+                    detail={"order": order.code, "status": order.status},
+                )
             else:
-                refused = False
                 order.save()
+                changed = True
     if order is None:
         raise NotFound("This order does not exist.")
-    if return_early:
-        return order, False
-    if refused:
-        raise InvalidState(
-            f"An order that is {order.get_status_display().lower()} cannot be {verb}.",
-            detail={"order": order.code, "status": order.status},
-        )
-    return order, True
+    if refusal is not None:
+        raise refusal
+    return order, changed
 
 
 def order_mark_paid(*, order_id: int, paid_at: datetime, by: Any = None, reason: str = "") -> tuple[Order, bool]:

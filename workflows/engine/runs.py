@@ -9,6 +9,7 @@ transaction, whose commit then carries the run with it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -50,27 +51,18 @@ def start(
     existing = WorkflowRun.objects.filter(workflow_type=workflow_type, business_key=business_key).first()
     if existing is not None:
         return existing
-    definition = registry.latest(workflow_type)
-    org_id = organization.pk if isinstance(organization, Organization) else organization
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            run = WorkflowRun.objects.create(
-                organization_id=org_id,
-                workflow_type=workflow_type,
-                version=definition.version,
-                business_key=business_key,
-                input=input or {},
-                deadline=deadline,
-                parent=parent,
-                wake_at=now,
-            )
-            enqueue(ADVANCE_TASK, [run.pk], dedup_key=f"{ADVANCE_TASK}:{run.pk}:start")
-            transaction.on_commit(partial(metrics.run_started, workflow_type))
-    except IntegrityError:
-        # A concurrent start with the same key won; its run is the answer.
-        return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key)
-    return run
+    run = _insert_run(
+        workflow_type,
+        business_key,
+        input,
+        organization,
+        then=lambda run: enqueue(ADVANCE_TASK, [run.pk], dedup_key=f"{ADVANCE_TASK}:{run.pk}:start"),
+        deadline=deadline,
+        parent=parent,
+        wake_at=timezone.now(),
+    )
+    # None: a concurrent start with the same key won; its run is the answer.
+    return run or WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key)
 
 
 def start_claimed(
@@ -89,10 +81,37 @@ def start_claimed(
     expires after CLAIMED_START_LEASE and the reaper hands the run to a
     worker. Idempotent like `start`: an existing run is returned with no lease
     (None), and the caller leaves it to whoever holds it."""
-    definition = registry.latest(workflow_type)
-    org_id = organization.pk if isinstance(organization, Organization) else organization
     now = timezone.now()
     lease = Lease(run_id=0, token=new_token(), expires_at=now + CLAIMED_START_LEASE, duration=CLAIMED_START_LEASE)
+    run = _insert_run(
+        workflow_type,
+        business_key,
+        input,
+        organization,
+        status=RunStatus.RUNNING,
+        started_at=now,
+        lease_owner=lease.token,
+        lease_expires_at=lease.expires_at,
+    )
+    if run is None:
+        return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key), None
+    lease.run_id = run.pk
+    return run, lease
+
+
+def _insert_run(
+    workflow_type: str,
+    business_key: str,
+    input: dict[str, Any] | None,
+    organization: Organization | int | None,
+    *,
+    then: Callable[[WorkflowRun], Any] | None = None,
+    **fields: Any,
+) -> WorkflowRun | None:
+    """Insert a run of the latest version (and do `then` with it) in one
+    transaction; None if a run with this key exists already."""
+    definition = registry.latest(workflow_type)
+    org_id = organization.pk if isinstance(organization, Organization) else organization
     try:
         with transaction.atomic():
             run = WorkflowRun.objects.create(
@@ -101,16 +120,14 @@ def start_claimed(
                 version=definition.version,
                 business_key=business_key,
                 input=input or {},
-                status=RunStatus.RUNNING,
-                started_at=now,
-                lease_owner=lease.token,
-                lease_expires_at=lease.expires_at,
+                **fields,
             )
+            if then is not None:
+                then(run)
             transaction.on_commit(partial(metrics.run_started, workflow_type))
     except IntegrityError:
-        return WorkflowRun.objects.get(workflow_type=workflow_type, business_key=business_key), None
-    lease.run_id = run.pk
-    return run, lease
+        return None
+    return run
 
 
 def wake(run_id: int, *, reason: str) -> None:
