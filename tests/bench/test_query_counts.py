@@ -47,9 +47,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # conversion, the outbox insert as one statement, the lock timeout set per
 # connection: 82 -> 41 and 113 + 23 -> 64 + 9. Then the webhook event row
 # inserted with ON CONFLICT DO NOTHING and the e-mail's signing key read once
-# per e-mail: 61 + 6.
-CHECKOUT_START_MAX_QUERIES = 41
-PAYMENT_CONFIRMATION_MAX_QUERIES = 61
+# per e-mail: 61 + 6. Then both runs done whole in one transaction by their
+# caller (workflows.engine.one_transaction: no per-step transactions, fences
+# or lease bookkeeping): 30 and 52.
+CHECKOUT_START_MAX_QUERIES = 30
+PAYMENT_CONFIRMATION_MAX_QUERIES = 52
 # The rest of the worker's work for one order, after it is paid: send the
 # ticket e-mail.
 AFTER_CONFIRMATION_MAX_QUERIES = 6

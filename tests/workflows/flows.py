@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from ticketing.models import TicketType
 from ticketing.services.capacity import capacity_release, capacity_reserve
-from workflows.engine import Context, RetryPolicy, workflow
+from workflows.engine import NO_RETRY, Context, RetryPolicy, workflow
 
 
 class FakeProvider:
@@ -88,3 +88,17 @@ def nap(ctx: Context) -> str:
     """Sleep on a durable timer, then do one step."""
     ctx.sleep("nap", timedelta(seconds=ctx.input.get("seconds", 3600)))
     return ctx.step("after the nap", lambda: "woke up")
+
+
+@workflow("test.reserve_twice")
+def reserve_twice(ctx: Context) -> dict[str, Any]:
+    """Two local steps (two capacity holds); fails after them if asked to."""
+    first = ctx.step("reserve", lambda: reserve(ctx.input["ticket_type"], 1, f"{ctx.business_key}:1"))
+    second = ctx.step("reserve again", lambda: reserve(ctx.input["ticket_type"], 1, f"{ctx.business_key}:2"))
+    if ctx.input.get("then_fail"):
+        ctx.step("fail", _fail, retry=NO_RETRY)
+    return {"holds": [first["hold"], second["hold"]]}
+
+
+def _fail() -> None:
+    raise RuntimeError("asked to fail")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from django.conf import settings
@@ -97,8 +99,20 @@ def advance_until_killed(run: WorkflowRun, *, step: str, timeout: float = 30) ->
     """Advance `run` in a child process that stops right after `step`'s body
     (before its record), then SIGKILL it there: a worker dying at the worst
     moment."""
+    _run_until_killed([str(run.pk), step], timeout=timeout)
+
+
+def start_in_one_transaction_until_killed(
+    workflow_type: str, business_key: str, data: dict[str, Any], *, step: str, timeout: float = 30
+) -> None:
+    """Start a run in one transaction (workflows.engine.one_transaction) in a
+    child process that stops right after `step`'s body, then SIGKILL it there."""
+    _run_until_killed(["one-transaction", workflow_type, business_key, json.dumps(data), step], timeout=timeout)
+
+
+def _run_until_killed(arguments: list[str], *, timeout: float) -> None:
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.workflows.crash_child", str(run.pk), step],
+        [sys.executable, "-m", "tests.workflows.crash_child", *arguments],
         cwd=ROOT,
         env=process_env(),
         stdout=subprocess.PIPE,

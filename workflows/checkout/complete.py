@@ -30,6 +30,7 @@ from ticketing.models import EmailKind, Order, OrderStatus
 from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
 from ticketing.signals import order_completed
 from workflows.engine import Context, RetryPolicy, advance_claimed, signal, start, start_claimed, workflow
+from workflows.engine.one_transaction import run_in_one_transaction
 from workflows.engine.retry import is_retryable
 from workflows.finance.record_sale import record_sale
 from workflows.models import WorkflowRun
@@ -177,5 +178,8 @@ def complete_checkout_start(*, order: Order, payment_id: int | None) -> Workflow
     data = {"order_code": order.code, "payment_id": payment_id}
     if transaction.get_connection().in_atomic_block:
         return start(WORKFLOW, key, data, organization=order.organization_id)
+    done = run_in_one_transaction(WORKFLOW, key, data, organization_id=order.organization_id)
+    if done is not None:
+        return done
     run, lease = start_claimed(WORKFLOW, key, data, organization=order.organization_id)
     return run if lease is None else advance_claimed(run, lease)

@@ -40,6 +40,7 @@ from workflows.checkout.cancel import close_payment_session
 from workflows.checkout.cart import PricedCart, buyer_clean, cart_price
 from workflows.checkout.complete import complete_order
 from workflows.engine import Context, RetryPolicy, advance_claimed, cancel, start_claimed, workflow
+from workflows.engine.one_transaction import run_in_one_transaction
 from workflows.engine.retry import is_retryable
 from workflows.models import RunStatus, StepStatus, WorkflowRun
 from workflows.seating.release_seats import release_inventory
@@ -227,7 +228,14 @@ def start_checkout(**request: Any) -> CheckoutStarted:
     checkout_input for the arguments). Raises the domain error that stopped
     it; in that case everything it did has been undone."""
     data, cart = checkout_input(**request)
-    run, lease = start_claimed(WORKFLOW, f"order:{data['order_code']}", data, organization=cart.organization_id)
+    key = f"order:{data['order_code']}"
+    if data["session_in_process"]:
+        # Every step is local: the whole start is one transaction, unless
+        # something fails, which the recorded way below then does and records.
+        done = run_in_one_transaction(WORKFLOW, key, data, organization_id=cart.organization_id)
+        if done is not None:
+            return checkout_outcome(done)
+    run, lease = start_claimed(WORKFLOW, key, data, organization=cart.organization_id)
     if lease is None:
         # This checkout was started before (a repeated request with the same
         # order code): its outcome, once it has one.

@@ -13,8 +13,9 @@ as the executor and alarm clock.
 
 Modules: registry (definitions by type and version), context (what a workflow
 calls), attempts (running one step), leases (who may advance a run), runner
-(advance), runs (start, cancel, retry_now), signals (signal), outbox (enqueue,
-relay), sweepers (wake due runs, reap leases, prune).
+(advance), runs (start, cancel, retry_now), one_transaction (a fresh run of
+local steps done whole in one transaction by its caller), signals (signal),
+outbox (enqueue, relay), sweepers (wake due runs, reap leases, prune).
 """
 
 from workflows.engine.context import Child, Context, Step

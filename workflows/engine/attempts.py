@@ -102,18 +102,18 @@ def execute(
                     next_attempt_at=None,
                 )
                 value = jsonable(fn(*args, base.idempotency_key))
-                _body_finished(base)
+                body_finished(base)
                 with transaction.atomic():
                     # Never refuse a finished external call's record on a
                     # cancel: it must be recorded to be compensated.
                     ctx.lease.fence(allow_cancel=False)
-                    done = write_step(base, **_completed(base, value, attempt, started, clock))
+                    done = write_step(base, **completed_fields(base, value, attempt, started, clock))
             else:
                 with transaction.atomic():
                     ctx.lease.fence(allow_cancel=True)
                     value = jsonable(fn(*args))
-                    _body_finished(row)
-                    done = write_step(row, **_completed(row, value, attempt, started, clock))
+                    body_finished(row)
+                    done = write_step(row, **completed_fields(row, value, attempt, started, clock))
         except Interrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - any error of the body is a failed attempt
@@ -144,11 +144,11 @@ def execute(
             raise Suspend(row.next_attempt_at)
 
 
-def _body_finished(row: WorkflowStep) -> None:
+def body_finished(row: WorkflowStep) -> None:
     step_body_finished.send(sender=WorkflowStep, run_id=row.run_id, sequence=row.sequence, name=row.name, kind=row.kind)
 
 
-def _completed(row: WorkflowStep, value: Any, attempt: int, started: Any, clock: float) -> dict[str, Any]:
+def completed_fields(row: WorkflowStep, value: Any, attempt: int, started: Any, clock: float) -> dict[str, Any]:
     seconds = time.perf_counter() - clock
     return {
         "status": StepStatus.COMPLETED,
