@@ -51,6 +51,7 @@ from payments.models import (
 )
 from payments.providers.base import PayoutState, ProviderPayout, ProviderStatus, SessionRequest, SessionStatus
 from payments.sandbox.webhooks import event_data, sandbox_webhook_record
+from ticketing.inserts import insert_unless_exists
 
 DEFAULT_DELAYED_CONFIRMATION_SECONDS = 20
 # What the sandbox's "processor" charges for a dispute (Stripe: 15.00 in EUR).
@@ -115,6 +116,9 @@ def effective_status(session: SandboxSession, *, now: datetime) -> str:
     return session.status
 
 
+_SESSION_FIELDS = tuple(f.name for f in SandboxSession._meta.concrete_fields if not f.primary_key)
+
+
 def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> SandboxSession:
     """Open a hosted checkout. Idempotent on the key, as Stripe is: the same
     key with different parameters is refused."""
@@ -124,20 +128,22 @@ def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> 
         "order_reference": request.order_code,
         "session_reference": request.reference,
     }
-    session = SandboxSession.objects.filter(idempotency_key=idempotency_key).first()
-    if session is None:
-        try:
-            with transaction.atomic():
-                return SandboxSession.objects.create(
-                    idempotency_key=idempotency_key,
-                    description=request.description[:300],
-                    success_url=request.success_url,
-                    cancel_url=request.cancel_url,
-                    expires_at=request.expires_at,
-                    **fields,
-                )
-        except IntegrityError:
-            session = SandboxSession.objects.get(idempotency_key=idempotency_key)
+    now = timezone.now()
+    session = SandboxSession(
+        idempotency_key=idempotency_key,
+        description=request.description[:300],
+        success_url=request.success_url,
+        cancel_url=request.cancel_url,
+        expires_at=request.expires_at,
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    if insert_unless_exists(session, fields=_SESSION_FIELDS, conflict=("idempotency_key",)) is not None:
+        return session
+    # An earlier call with this key (a concurrent one waited on the unique
+    # index until it committed).
+    session = SandboxSession.objects.get(idempotency_key=idempotency_key)
     if any(getattr(session, name) != value for name, value in fields.items()):
         raise ProviderRejected(
             "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}

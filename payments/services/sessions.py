@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
@@ -34,6 +34,7 @@ from payments.providers import get_provider
 from payments.providers.base import CreatedSession, SessionRequest
 from payments.services.payments import payment_apply_provider_status, payment_mark_cancelled
 from ticketing.exceptions import InvalidInput
+from ticketing.inserts import insert_unless_exists
 from ticketing.locks import lock_timeout
 from ticketing.models import Order, OrderStatus
 
@@ -59,43 +60,53 @@ def _session_record(
     `durable`: the provider is called over the network right after this, which
     must never happen inside a caller's transaction."""
     with transaction.atomic(durable=durable, savepoint=durable):
-        session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
-        if session is None:
-            current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
-            if current is None or current["status"] != OrderStatus.PENDING:
-                raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
-            if current["total_cents"] <= 0:
+        current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
+        payable = current is not None and current["status"] == OrderStatus.PENDING and current["total_cents"] > 0
+        session = PaymentSession(
+            organization_id=order.organization_id,
+            order=order,
+            provider=provider,
+            amount_cents=current["total_cents"] if current else 0,
+            currency=current["currency"].upper() if current else "",
+            success_url=success_url,
+            cancel_url=cancel_url,
+            expires_at=expires_at,
+            idempotency_key=idempotency_key,
+        )
+        if payable and _insert_unless_key_exists(session):
+            Payment.objects.create(
+                organization_id=order.organization_id,
+                order=order,
+                session=session,
+                provider=provider,
+                amount_cents=session.amount_cents,
+                currency=session.currency,
+            )
+        else:
+            # An earlier call with this key (perhaps a concurrent one: the
+            # unique index let us through once it committed) made the rows;
+            # it stands even if the order is no longer payable.
+            existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
+            if existing is None:
+                if current is None or current["status"] != OrderStatus.PENDING:
+                    raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
                 raise OrderNotPayable("There is nothing to pay on this order.", detail={"order": order.pk})
-            try:
-                with transaction.atomic():
-                    session = PaymentSession.objects.create(
-                        organization_id=order.organization_id,
-                        order=order,
-                        provider=provider,
-                        amount_cents=current["total_cents"],
-                        currency=current["currency"].upper(),
-                        success_url=success_url,
-                        cancel_url=cancel_url,
-                        expires_at=expires_at,
-                        idempotency_key=idempotency_key,
-                    )
-                    Payment.objects.create(
-                        organization_id=order.organization_id,
-                        order=order,
-                        session=session,
-                        provider=provider,
-                        amount_cents=session.amount_cents,
-                        currency=session.currency,
-                    )
-            except IntegrityError:
-                # A concurrent call with the same key won the insert; its rows
-                # are committed by the time the unique index lets us through.
-                session = PaymentSession.objects.get(idempotency_key=idempotency_key)
+            session = existing
     if session.order_id != order.pk or session.provider != provider:
         raise IdempotencyKeyReused(
             detail={"idempotency_key": idempotency_key, "order": session.order_id, "provider": session.provider}
         )
     return session
+
+
+_SESSION_FIELDS = tuple(f.name for f in PaymentSession._meta.concrete_fields if not f.primary_key)
+
+
+def _insert_unless_key_exists(session: PaymentSession) -> bool:
+    """One INSERT .. ON CONFLICT (idempotency_key) DO NOTHING; False if a
+    session with this key exists."""
+    session.created_at = session.updated_at = timezone.now()
+    return insert_unless_exists(session, fields=_SESSION_FIELDS, conflict=("idempotency_key",)) is not None
 
 
 def _session_request(session: PaymentSession, order: Order | None = None) -> SessionRequest:

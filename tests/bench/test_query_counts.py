@@ -49,8 +49,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # inserted with ON CONFLICT DO NOTHING and the e-mail's signing key read once
 # per e-mail: 61 + 6. Then both runs done whole in one transaction by their
 # caller (workflows.engine.one_transaction: no per-step transactions, fences
-# or lease bookkeeping): 30 and 52.
-CHECKOUT_START_MAX_QUERIES = 30
+# or lease bookkeeping): 30 and 52. Then the payment session's and the
+# sandbox's rows inserted with ON CONFLICT DO NOTHING on their idempotency
+# keys instead of SELECT, SAVEPOINT, INSERT, RELEASE: checkout start 24.
+CHECKOUT_START_MAX_QUERIES = 24
 PAYMENT_CONFIRMATION_MAX_QUERIES = 52
 # The rest of the worker's work for one order, after it is paid: send the
 # ticket e-mail.
