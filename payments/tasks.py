@@ -18,7 +18,12 @@ MAX_COUNTDOWN_SECONDS = 300
 def deliver_sandbox_webhook(webhook_id: int) -> int | None:
     """Deliver one sandbox webhook if it is due; schedule a short retry on
     failure. Returns the HTTP status our endpoint answered, or None if there
-    was nothing to do (delivered already, not due, or claimed elsewhere)."""
+    was nothing to do (delivered already, not due, or claimed elsewhere).
+
+    Recording a webhook no longer sends this message: a due-now webhook is
+    delivered in the recording process right after commit
+    (payments.sandbox.webhooks). The task stays for messages already queued
+    and for whoever wants one delivery done by a worker."""
     result = sandbox_webhook_deliver(webhook_id=webhook_id)
     if result is None:
         return None

@@ -157,9 +157,9 @@ class SandboxPayout(models.Model):
 
 class SandboxWebhook(models.Model):
     """An outgoing webhook of the sandbox, written in the same transaction as
-    the charge that causes it (so it is never lost) and delivered afterwards,
-    with retries, by payments.tasks. `body` is the exact JSON that is signed
-    and sent, every time."""
+    the charge that causes it (so it is never lost), delivered right after it
+    commits and retried by the sweeper (payments.sandbox.webhooks). `body` is
+    the exact JSON that is signed and sent, every time."""
 
     event_id = models.CharField(max_length=64, unique=True, default=new_sandbox_event_id, editable=False)
     event_type = models.CharField(max_length=64)

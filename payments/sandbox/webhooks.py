@@ -1,15 +1,26 @@
 """The sandbox's outgoing webhooks: recorded with the charge, delivered after.
 
 A webhook row is written in the same transaction as the sandbox state change
-that causes it, so it is never lost. After commit a Celery task delivers the
-ones that are due; failed deliveries are retried with exponential backoff
-(next_attempt_at in the row, picked up by the deliver_due_sandbox_webhooks
-sweeper or `manage.py sandbox_deliver_webhooks`). Delayed confirmations are
-simply rows due in the future: no long Celery ETA is needed.
+that causes it, so it is never lost. One that is due at once is delivered in
+the same process right after that transaction commits (a robust on_commit
+callback: no Celery round trip, so the buyer's pay POST returns once our
+endpoint has processed the payment). A delivery that fails, or never runs
+because the process died after the commit, leaves the row due; the
+deliver_due_sandbox_webhooks sweeper (Celery beat, or `manage.py
+sandbox_deliver_webhooks`) retries it with exponential backoff
+(next_attempt_at in the row). Delayed confirmations, delayed refunds and
+payouts are simply rows due in the future, left to the sweeper: no long
+Celery ETA is needed.
 
-Delivery is in-process: the signed raw body and headers go through the very
-view that serves POST /webhooks/payments/sandbox/, so it works the same under
-eager Celery and in a real worker and never touches the network.
+Every delivery, inline or swept, goes through sandbox_webhook_deliver, which
+claims the row with a conditional UPDATE (a lease), so a row is delivered
+once even when the sweeper and the inline delivery race. Delivery is
+in-process: the signed raw body and headers go through the very view that
+serves POST /webhooks/payments/sandbox/, so it never touches the network.
+
+settings.SANDBOX_WEBHOOKS_DELIVER_ON_COMMIT = False switches the after-commit
+delivery off (rows are then delivered by the sweeper only, or by whoever
+plays the provider: the webhook-shuffle drill).
 """
 
 from __future__ import annotations
@@ -92,7 +103,7 @@ def sandbox_webhook_record(
     payout: SandboxPayout | None = None,
 ) -> SandboxWebhook:
     """Record an outgoing webhook in the caller's transaction; if it is due now,
-    queue its delivery for after commit."""
+    deliver it in this process once the outermost transaction commits."""
     assert transaction.get_connection().in_atomic_block, "webhooks are recorded with the change that causes them"
     now = timezone.now()
     webhook = SandboxWebhook(event_type=event_type, session=session, payout=payout, next_attempt_at=due_at or now)
@@ -103,16 +114,24 @@ def sandbox_webhook_record(
     )
     webhook.save()
     if webhook.next_attempt_at is not None and webhook.next_attempt_at <= now:
-        _queue_delivery_on_commit(webhook.pk)
+        _queue_delivery_on_commit(webhook)
     return webhook
 
 
-def _queue_delivery_on_commit(webhook_id: int) -> None:
-    from payments.tasks import deliver_sandbox_webhook
+def _queue_delivery_on_commit(webhook: SandboxWebhook) -> None:
+    """Deliver `webhook` right after the transaction that recorded it commits.
 
-    # robust: a broker hiccup must not fail the buyer's request after the
-    # charge committed; the sweeper delivers what was not queued.
-    transaction.on_commit(lambda: deliver_sandbox_webhook.delay(webhook_id), robust=True)
+    robust: the sandbox's change (the buyer's charge) is committed by then, so
+    nothing that goes wrong in delivery may turn the caller's request into an
+    error; Django logs what escapes, and the row, still due, is the sweeper's.
+    The recorded row is handed over so delivery need not read it back."""
+    if not getattr(settings, "SANDBOX_WEBHOOKS_DELIVER_ON_COMMIT", True):
+        return
+
+    def deliver() -> None:
+        sandbox_webhook_deliver(webhook_id=webhook.pk, recorded=webhook)
+
+    transaction.on_commit(deliver, robust=True)
 
 
 @dataclass(frozen=True)
@@ -136,15 +155,23 @@ def _dispatch(*, raw_body: bytes, header: str) -> tuple[int, str]:
 
 
 def sandbox_webhook_deliver(
-    *, webhook_id: int, force: bool = False, now: datetime | None = None
+    *,
+    webhook_id: int,
+    force: bool = False,
+    now: datetime | None = None,
+    recorded: SandboxWebhook | None = None,
 ) -> DeliveryResult | None:
     """Deliver one webhook if it is due and undelivered (or always, with
     `force`: that is a replay). Returns None when there was nothing to do.
 
     The row is claimed with a conditional UPDATE that pushes next_attempt_at
-    past a lease, so two workers never deliver it at the same moment; no
-    transaction is held while our endpoint runs, because the endpoint commits
-    its own work exactly as it would for a real HTTP delivery."""
+    past a lease, so two deliverers (the after-commit delivery, the sweeper,
+    a task) never deliver it at the same moment and a delivered row is never
+    delivered again; no transaction is held while our endpoint runs, because
+    the endpoint commits its own work exactly as it would for a real HTTP
+    delivery. `recorded` is the row as sandbox_webhook_record wrote it: once
+    the claim succeeds it is known to be undelivered, and its body never
+    changes, so it is not read back."""
     now = now or timezone.now()
     if not force:
         claimed = SandboxWebhook.objects.filter(
@@ -152,7 +179,11 @@ def sandbox_webhook_deliver(
         ).update(next_attempt_at=now + timedelta(seconds=DELIVERY_LEASE_SECONDS))
         if not claimed:
             return None
-    webhook = SandboxWebhook.objects.filter(pk=webhook_id).first()
+    if recorded is not None and not force:
+        assert recorded.pk == webhook_id, "the recorded row is the one being delivered"
+        webhook: SandboxWebhook | None = recorded
+    else:
+        webhook = SandboxWebhook.objects.filter(pk=webhook_id).first()
     if webhook is None:
         return None
     raw_body = webhook.body.encode("utf-8")
@@ -172,7 +203,9 @@ def sandbox_webhook_deliver(
     else:
         next_attempt_at = now + timedelta(seconds=backoff_seconds(attempts))
     SandboxWebhook.objects.filter(pk=webhook.pk).update(
-        attempts=attempts,
+        # Counted in the database: a row handed over by its recorder may have
+        # been tried by the sweeper in between.
+        attempts=F("attempts") + 1,
         last_status_code=status_code,
         last_error="" if delivered else text[:2000],
         next_attempt_at=next_attempt_at,

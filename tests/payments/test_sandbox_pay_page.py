@@ -1,6 +1,6 @@
 """The sandbox's hosted pay page, end to end: page -> sandbox charge ->
-signed webhook (delivered after commit by the Celery task) -> our endpoint ->
-payment state -> signal."""
+signed webhook (delivered in-process right after commit, before the page
+answers) -> our endpoint -> payment state -> signal."""
 
 from __future__ import annotations
 
