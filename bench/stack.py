@@ -1,6 +1,7 @@
 """The production-style stack on this machine, started and stopped by the bench.
 
-gunicorn (sync workers) on a free loopback port, a Celery worker and Celery
+gunicorn (sync workers) on a free loopback port, a Celery worker for the
+default queue, one for the `email` queue at a lower CPU priority, and Celery
 beat, against a dedicated PostgreSQL database (`bench_ticketing`, dropped and
 created with `migrate`) and a dedicated Redis database number. Every process
 is started in its own session (process group) and stopped by its id, always:
@@ -37,6 +38,10 @@ DEFAULT_REDIS_DB = 14
 REDIS_OWNER_KEY = "bench:owner"
 # Written into a source snapshot: the commit it was taken from.
 SOURCE_NOTE = ".bench-source"
+# The Celery queues (config/settings.py: CELERY_TASK_QUEUES, CELERY_TASK_ROUTES).
+DEFAULT_QUEUE = "celery"
+EMAIL_QUEUE = "email"
+EMAIL_WORKER_NICE = 10
 
 
 @dataclass
@@ -44,6 +49,11 @@ class StackConfig:
     web_workers: int = 3
     celery_workers: int = 1  # worker processes (`celery worker` instances)
     celery_concurrency: int = 2  # prefork children per worker
+    # One more worker, for the `email` queue alone, niced (EMAIL_WORKER_NICE)
+    # with one child: in a rush the web and the payment confirmations get the
+    # CPU first and the e-mails catch up after. False: the workers above
+    # consume the `email` queue too.
+    email_worker: bool = True
     db_name: str = DEFAULT_DB_NAME
     redis_db: int = DEFAULT_REDIS_DB
     keep_db: bool = False
@@ -251,21 +261,16 @@ class Stack:
             ],
         )
         for n in range(self.config.celery_workers):
+            self._spawn(f"celery-worker-{n}", self.worker_argv(f"bench{n}@%h"))
+        if self.config.email_worker:
+            # `nice` execs the worker: same pid, so the same process group.
             self._spawn(
-                f"celery-worker-{n}",
+                "celery-email",
                 [
-                    str(VENV_BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--hostname",
-                    f"bench{n}@%h",
-                    "--concurrency",
-                    str(self.config.celery_concurrency),
-                    "--loglevel",
-                    "WARNING",
-                    "--without-gossip",
-                    "--without-mingle",
+                    "nice",
+                    "-n",
+                    str(EMAIL_WORKER_NICE),
+                    *self.worker_argv("bench-email@%h", queues=[EMAIL_QUEUE], concurrency=1),
                 ],
             )
         self._spawn(
@@ -282,6 +287,32 @@ class Stack:
             ],
         )
         self.wait_healthy()
+
+    def worker_queues(self) -> list[str]:
+        """What the general workers consume: the default queue, and `email`
+        too unless a worker of its own does."""
+        return [DEFAULT_QUEUE] if self.config.email_worker else [DEFAULT_QUEUE, EMAIL_QUEUE]
+
+    def worker_argv(
+        self, hostname: str, *, queues: list[str] | None = None, concurrency: int | None = None
+    ) -> list[str]:
+        """A `celery worker` command line: the general workers' by default."""
+        return [
+            str(VENV_BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--hostname",
+            hostname,
+            "--queues",
+            ",".join(queues or self.worker_queues()),
+            "--concurrency",
+            str(concurrency or self.config.celery_concurrency),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+        ]
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis re-delivers unacknowledged messages after the visibility timeout; our
 # tasks never run that long and long timers live in the database, not in ETAs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# E-mails have a queue of their own, so that in production a worker for it
+# alone runs behind the sales at a lower CPU priority (README, "Running
+# production-style"): rendering the QR codes takes CPU a rush needs for
+# selling, and the delivery row is in the order's transaction, so an e-mail
+# is late, never lost. A worker started without -Q consumes both queues.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("email", routing_key="email"))
+CELERY_TASK_ROUTES = {"ticketing.tasks.send_email_delivery": {"queue": "email"}}
 # The one beat schedule of the platform. Every entry is idempotent: sweepers
 # re-derive pending work from the tables, so a missed or doubled beat is harmless.
 CELERY_BEAT_SCHEDULE = {
@@ -313,6 +322,10 @@ SPECTACULAR_SETTINGS = {
 PAYMENT_PROVIDERS = tuple(env_list("PAYMENT_PROVIDERS", "sandbox,stripe"))
 SANDBOX_WEBHOOK_SECRET = os.environ.get("SANDBOX_WEBHOOK_SECRET", "whsec_sandbox_development_only")
 SANDBOX_DELAYED_CONFIRMATION_SECONDS = int(os.environ.get("SANDBOX_DELAYED_CONFIRMATION_SECONDS", "20"))
+# The sandbox delivers a due webhook right after the change that causes it
+# commits, in the same process; off, only its sweeper delivers (or whoever
+# plays the provider: bench/drills/settings.py).
+SANDBOX_WEBHOOKS_DELIVER_ON_COMMIT = True
 STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")  # unset: every Stripe webhook is rejected
 if os.environ.get("STRIPE_API_VERSION"):

@@ -26,7 +26,9 @@ def expire_capacity_holds() -> int:
     max_retries=8,
 )
 def send_email_delivery(self: Any, delivery_id: int) -> bool:
-    """Send one recorded e-mail; retried with exponential backoff on failure."""
+    """Send one recorded e-mail; retried with exponential backoff on failure.
+    Routed to the `email` queue (config/settings.py), whose worker may run
+    behind the sales at a lower CPU priority."""
     try:
         return email_delivery_send(delivery_id=delivery_id, claimant=self.request.id or "")
     except Exception as exc:

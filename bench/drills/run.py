@@ -201,6 +201,7 @@ class Injector:
         self.events: list[dict[str, Any]] = []
         self.windows: list[tuple[float, float, str]] = []  # (down from, back at, what), epoch seconds
         self.killed: set[str] = set()
+        self.restarted: list[str] = []
         self.error: str | None = None
         self.thread = threading.Thread(target=self._run, name="fault-injector", daemon=True)
 
@@ -301,6 +302,24 @@ class Injector:
         self.rds.start()
         self.windows.append((started, time.time(), "Redis down"))
         self.note("Redis answering again" + ("" if keeps else " (empty)"), down_s=round(time.time() - started, 2))
+        self._supervise_workers()
+
+    def _supervise_workers(self) -> None:
+        """Start again a worker that exited, as its supervisor (systemd's
+        Restart=always, README) does in production. A Celery worker that
+        loses Redis while it holds an unacknowledged message can exit: kombu
+        re-queues that message on the way out through a connection it has
+        already dropped (AttributeError in the Redis transport's
+        _connparams), which Celery treats as unrecoverable. Nothing depends on
+        that message: what it carried is re-derived from the database (the
+        e-mail resend and workflow wake-up sweepers). Restarts are reported,
+        not hidden (`restarted_by_supervisor`)."""
+        for proc in self.stack.dead_workers():
+            index = int(re.match(r"celery-worker-(\d+)", proc.name).group(1))  # type: ignore[union-attr]
+            self.restarted.append(f"{proc.name} exited with {proc.popen.returncode}")
+            self.killed.add(proc.name)
+            new = self.stack.spawn_worker(index)
+            self.note("worker had exited: started again, as its supervisor would", worker=proc.name, new=new.name)
 
 
 def run_buyers(run_dir: Path, config: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -420,6 +439,9 @@ def run_drill(args: argparse.Namespace) -> int:
         web_workers=args.web_workers,
         celery_workers=1,
         celery_concurrency=args.celery_concurrency,
+        # The worker consumes the `email` queue too: the worker a drill kills
+        # is the one that sends the ticket e-mails.
+        email_worker=False,
         db_name=DB_NAME,
         redis_db=0,
         email_backend="django.core.mail.backends.filebased.EmailBackend",
@@ -643,6 +665,7 @@ def summarize(
         problems.append("no buyer paid anything: the rush did not happen")
     return {
         "drill": args.drill + (" (short)" if args.short else ""),
+        "restarted_by_supervisor": injector.restarted,
         "commit": source_commit(source_dir),
         "run_dir": str(run_dir),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

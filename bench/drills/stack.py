@@ -52,25 +52,21 @@ class DrillStack(Stack):
     def workers(self) -> list[Proc]:
         return [p for p in self.procs if p.name.startswith("celery-worker") and p.popen.poll() is None]
 
+    def dead_workers(self) -> list[Proc]:
+        """Workers that exited and were not replaced yet."""
+        live = {p.name.split("-gen")[0] for p in self.workers()}
+        return [
+            p
+            for p in self.procs
+            if p.name.startswith("celery-worker") and p.popen.poll() is not None and p.name.split("-gen")[0] not in live
+        ]
+
     def spawn_worker(self, n: int) -> Proc:
         """A Celery worker like the ones Stack.start() starts (a process group of its own)."""
         self.worker_generation += 1
         return self._spawn(
             f"celery-worker-{n}-gen{self.worker_generation}",
-            [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "config",
-                "worker",
-                "--hostname",
-                f"bench{n}g{self.worker_generation}@%h",
-                "--concurrency",
-                str(self.config.celery_concurrency),
-                "--loglevel",
-                "WARNING",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            self.worker_argv(f"bench{n}g{self.worker_generation}@%h"),
         )
 
     def pool_children(self, proc: Proc) -> list[int]:

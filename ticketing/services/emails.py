@@ -98,12 +98,21 @@ def _claim(*, delivery_id: int, now: datetime, claimant: str) -> bool:
     )
 
 
+# What signing a ticket's code and the e-mail templates read of a ticket; the
+# rest of each row stays in the database (an e-mail goes out for every order
+# of a rush). A template that shows another field adds it here: a deferred
+# field costs a query per ticket (tests/ticketing/test_ticket_email.py pins
+# the send's statements).
+_TICKET_FIELDS = ("event_id", "ticket_type_id", "seat_id", "code", "generation", "ticket_type__name", "seat__label")
+
+
 def _message(delivery: EmailDelivery) -> EmailMultiAlternatives:
-    order = Order.objects.select_related("event").get(pk=delivery.order_id)
+    """Render the delivery; `delivery.order` and its event are selected with it."""
+    order = delivery.order
     selected = Ticket.objects.filter(order=order, status=TicketStatus.VALID)
     if "ticket_ids" in delivery.context:
         selected = selected.filter(pk__in=delivery.context["ticket_ids"])
-    tickets = list(selected.select_related("ticket_type", "seat").order_by("id"))
+    tickets = list(selected.select_related("ticket_type", "seat").only(*_TICKET_FIELDS).order_by("id"))
     codes: dict[int, str] = {}
     if delivery.kind in _WITH_CODES and tickets:
         key = signing_key_for_event(event=order.event)  # one key for the order's tickets
@@ -146,7 +155,7 @@ def email_delivery_send(*, delivery_id: int, now: datetime | None = None, claima
     now = now or timezone.now()
     if not _claim(delivery_id=delivery_id, now=now, claimant=claimant):
         return False
-    delivery = EmailDelivery.objects.get(pk=delivery_id)
+    delivery = EmailDelivery.objects.select_related("order__event").get(pk=delivery_id)
     try:
         _message(delivery).send()
     except Exception as exc:
