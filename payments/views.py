@@ -10,12 +10,18 @@
 
 from __future__ import annotations
 
+import functools
+
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from payments.exceptions import SandboxSessionNotFound
 from payments.forms import SandboxCardForm
 from payments.models import SandboxSession
 from payments.providers import provider_enabled
@@ -40,6 +46,8 @@ def provider_webhook(request: HttpRequest, provider: str) -> JsonResponse:
 # Minor units per currency for display on the pretend page; currencies not
 # listed have two decimals.
 _ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+TEST_CARD_ROWS = tuple((number, card.outcome, card.failure_code) for number, card in TEST_CARDS.items())
+CARD_FIELDS_TEMPLATE = "payments/sandbox_card_fields.html"
 
 
 def _amount_display(amount_cents: int, currency: str) -> str:
@@ -48,25 +56,49 @@ def _amount_display(amount_cents: int, currency: str) -> str:
     return f"{amount_cents // 100}.{amount_cents % 100:02d} {currency}"
 
 
+def _session_or_404(token: str) -> SandboxSession:
+    try:
+        return SandboxSession.objects.get(token=token)
+    except SandboxSession.DoesNotExist as exc:
+        raise Http404("No such sandbox payment page.") from exc
+
+
+@functools.cache
+def _blank_card_fields() -> SafeString:
+    return render_to_string(CARD_FIELDS_TEMPLATE, {"form": SandboxCardForm(), "outcome": ""})
+
+
+def _card_fields(form: SandboxCardForm, outcome: str) -> SafeString:
+    """The card form's fields. A fresh form renders the same HTML every time,
+    so that is rendered once per process: three widget templates per field
+    were half the pay page's rendering time. Rendered afresh when the form
+    holds the buyer's input or errors, and in development (template edits)."""
+    if form.is_bound or settings.DEBUG:
+        return render_to_string(CARD_FIELDS_TEMPLATE, {"form": form, "outcome": outcome})
+    return _blank_card_fields()
+
+
 @require_http_methods(["GET", "POST"])
 def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
     """The sandbox's hosted pay page: the buyer enters a test card and pays or
-    is declined. A double submit charges once (the gateway locks the row)."""
+    is declined. A double submit charges once (the gateway locks the row).
+    Paying reads the session once: under its lock, in the charge."""
     if not provider_enabled("sandbox"):
         raise Http404("The sandbox provider is not enabled.")
-    session = SandboxSession.objects.filter(token=token).first()
-    if session is None:
-        raise Http404("No such sandbox payment page.")
     form = SandboxCardForm()
     message, outcome, status_code = "", "", 200
+    session: SandboxSession | None = None
     if request.method == "POST":
         if request.POST.get("action") == "cancel":
             # Like a hosted checkout's "back" link: the session stays open
             # until it expires; the buyer may come back.
-            return HttpResponseRedirect(session.cancel_url or "/")
+            return HttpResponseRedirect(_session_or_404(token).cancel_url or "/")
         form = SandboxCardForm(request.POST)
         if form.is_valid():
-            result = sandbox_charge(token=token, card_number=form.cleaned_data["card_number"])
+            try:
+                result = sandbox_charge(token=token, card_number=form.cleaned_data["card_number"])
+            except SandboxSessionNotFound as exc:
+                raise Http404("No such sandbox payment page.") from exc
             session, outcome, message = result.session, result.outcome, result.message
             if result.outcome in (ChargeOutcome.SUCCEEDED, ChargeOutcome.ALREADY_PAID) and session.success_url:
                 return HttpResponseRedirect(session.success_url)
@@ -77,13 +109,15 @@ def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
                 status_code = 410
         else:
             status_code = 400
+    if session is None:
+        session = _session_or_404(token)
     context = {
         "session": session,
         "status": effective_status(session, now=timezone.now()),
         "amount": _amount_display(session.amount_cents, session.currency),
-        "form": form,
+        "card_fields": _card_fields(form, outcome),
         "outcome": outcome,
         "message": message,
-        "test_cards": [(number, card.outcome, card.failure_code) for number, card in TEST_CARDS.items()],
+        "test_cards": TEST_CARD_ROWS,
     }
     return render(request, "payments/sandbox_pay.html", context, status=status_code)

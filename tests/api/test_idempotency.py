@@ -201,3 +201,26 @@ def test_two_concurrent_requests_with_one_key(monkeypatch):
     # Once the first finished, a retry replays it.
     replay = client_for(raw).post("/api/v1/events/", body, format="json", HTTP_IDEMPOTENCY_KEY="race")
     assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+
+
+def _claim(key: str = "k-claim") -> idempotency.Claim:
+    return idempotency.idempotency_claim(owner="ip:10.0.0.1", key=key, method="POST", path="/x/", request_hash="h")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_outside_a_transaction_is_one_insert(django_assert_num_queries):
+    # The API's requests run in autocommit: no BEGIN/COMMIT around the claim.
+    with django_assert_num_queries(1):
+        assert not _claim().replay
+    # The duplicate INSERT fails by itself and the claim in flight is found.
+    with pytest.raises(idempotency.IdempotencyKeyInUse):
+        _claim()
+    assert IdempotencyRecord.objects.filter(key="k-claim").count() == 1
+
+
+def test_a_duplicate_claim_inside_a_transaction_leaves_it_usable(db):
+    # (pytest-django runs this test inside a transaction: the claim takes a savepoint.)
+    assert not _claim().replay
+    with pytest.raises(idempotency.IdempotencyKeyInUse):
+        _claim()
+    assert IdempotencyRecord.objects.filter(key="k-claim").count() == 1

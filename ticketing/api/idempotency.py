@@ -27,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,8 +85,13 @@ def request_owner(request: Request) -> str:
 
 
 def request_fingerprint(request: Request) -> str:
-    body = json.dumps(request.data, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+    # Computed once per request: the claim and idempotent_public_code both need it.
+    fingerprint: str | None = getattr(request, "_idempotency_fingerprint", None)
+    if fingerprint is None:
+        body = json.dumps(request.data, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+        fingerprint = hashlib.sha256(body.encode()).hexdigest()
+        request._idempotency_fingerprint = fingerprint  # type: ignore[attr-defined]
+    return fingerprint
 
 
 def idempotent_public_code(request: Request) -> str | None:
@@ -115,7 +121,7 @@ def idempotency_claim(
     now = now or timezone.now()
     for _ in range(3):
         try:
-            with transaction.atomic():
+            with _statement_scope():
                 record = IdempotencyRecord.objects.create(
                     owner=owner, key=key, method=method, path=path[:500], request_hash=request_hash, created_at=now
                 )
@@ -142,6 +148,16 @@ def idempotency_claim(
                 return Claim(record=existing, replay=False)
         raise IdempotencyKeyInUse(detail={"key": key})
     raise IdempotencyKeyInUse(detail={"key": key})
+
+
+def _statement_scope() -> AbstractContextManager[Any]:
+    """Where a failed INSERT must not break the caller's transaction: a
+    savepoint inside one. Outside any (the API's requests, in autocommit) the
+    INSERT is its own transaction already, and BEGIN/COMMIT around it would
+    only add two round trips to every request with a key."""
+    if transaction.get_connection().in_atomic_block:
+        return transaction.atomic()
+    return nullcontext()
 
 
 def idempotency_complete(*, record: IdempotencyRecord, status: int, body: Any) -> None:
