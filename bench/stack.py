@@ -46,7 +46,7 @@ EMAIL_WORKER_NICE = 10
 
 @dataclass
 class StackConfig:
-    web_workers: int = 3
+    web_workers: int = 4
     celery_workers: int = 1  # worker processes (`celery worker` instances)
     celery_concurrency: int = 2  # prefork children per worker
     # One more worker, for the `email` queue alone, niced (EMAIL_WORKER_NICE)
