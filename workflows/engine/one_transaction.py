@@ -32,6 +32,7 @@ from workflows.engine import registry
 from workflows.engine.attempts import body_finished, completed_fields, jsonable
 from workflows.engine.context import Child, Context, Step
 from workflows.engine.leases import Lease
+from workflows.engine.runs import insert_run
 from workflows.models import RunStatus, StepKind, WorkflowRun, WorkflowStep
 
 logger = logging.getLogger(__name__)
@@ -65,9 +66,6 @@ class OneTransactionContext(Context):
     def sleep_until(self, name: str, when: Any) -> None:
         raise NeedsRecordedPass(f"timer {name!r}")
 
-    def sleep(self, name: str, delay: timedelta) -> None:
-        raise NeedsRecordedPass(f"timer {name!r}")
-
     def wait_signal(self, name: str, *, timeout: timedelta | None = None) -> Any:
         raise NeedsRecordedPass(f"signal {name!r}")
 
@@ -90,30 +88,32 @@ def run_in_one_transaction(
     the completed run; None when nothing was written and the caller must take
     the recorded way: the pass needed more than one transaction, a step
     failed, or a run with this key exists (its insert conflicted)."""
-    definition = registry.latest(workflow_type)
     try:
-        with transaction.atomic():
-            run = WorkflowRun.objects.create(
-                organization_id=organization_id,
-                workflow_type=workflow_type,
-                version=definition.version,
-                business_key=business_key,
-                input=input,
-                status=RunStatus.RUNNING,
-                started_at=timezone.now(),
-            )
-            ctx = OneTransactionContext(run)
-            output = definition.fn(ctx)
-            run.complete(output=jsonable(output), reason="workflow returned")
-            run.save(update_fields=["status", "output", "finished_at", "updated_at"])
-            WorkflowStep.objects.bulk_create(ctx.steps.values())
+        return insert_run(
+            workflow_type,
+            business_key,
+            input,
+            organization_id,
+            then=_whole_pass,
+            status=RunStatus.RUNNING,
+            started_at=timezone.now(),
+        )
     except NeedsRecordedPass as exc:
         logger.debug("workflow %s %s: %s; taking the recorded way", workflow_type, business_key, exc)
-        return None
     except Exception:  # the recorded way does it again and records the failure
         logger.debug("workflow %s %s: failed in one transaction", workflow_type, business_key, exc_info=True)
-        return None
+    return None
+
+
+def _whole_pass(run: WorkflowRun) -> None:
+    """In the transaction that inserted `run`: run its function to the end,
+    complete it and write its steps."""
+    definition = registry.get(run.workflow_type, run.version)
+    assert definition is not None, "insert_run took the latest version, which is registered"
+    ctx = OneTransactionContext(run)
+    output = definition.fn(ctx)
+    run.complete(output=jsonable(output), reason="workflow returned")
+    run.save(update_fields=["status", "output", "finished_at", "updated_at"])
+    WorkflowStep.objects.bulk_create(ctx.steps.values())
     assert run.finished_at is not None
-    transaction.on_commit(partial(metrics.run_started, workflow_type))
-    transaction.on_commit(partial(metrics.run_finished, workflow_type, run.status, run.created_at, run.finished_at))
-    return run
+    transaction.on_commit(partial(metrics.run_finished, run.workflow_type, run.status, run.created_at, run.finished_at))

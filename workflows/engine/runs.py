@@ -51,7 +51,7 @@ def start(
     existing = WorkflowRun.objects.filter(workflow_type=workflow_type, business_key=business_key).first()
     if existing is not None:
         return existing
-    run = _insert_run(
+    run = insert_run(
         workflow_type,
         business_key,
         input,
@@ -83,7 +83,7 @@ def start_claimed(
     (None), and the caller leaves it to whoever holds it."""
     now = timezone.now()
     lease = Lease(run_id=0, token=new_token(), expires_at=now + CLAIMED_START_LEASE, duration=CLAIMED_START_LEASE)
-    run = _insert_run(
+    run = insert_run(
         workflow_type,
         business_key,
         input,
@@ -99,7 +99,7 @@ def start_claimed(
     return run, lease
 
 
-def _insert_run(
+def insert_run(
     workflow_type: str,
     business_key: str,
     input: dict[str, Any] | None,
@@ -109,7 +109,8 @@ def _insert_run(
     **fields: Any,
 ) -> WorkflowRun | None:
     """Insert a run of the latest version (and do `then` with it) in one
-    transaction; None if a run with this key exists already."""
+    transaction (a savepoint inside the caller's); None if a run with this key
+    exists already. Whatever else `then` raises undoes the insert too."""
     definition = registry.latest(workflow_type)
     org_id = organization.pk if isinstance(organization, Organization) else organization
     try:
