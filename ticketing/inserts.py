@@ -8,29 +8,34 @@ the caller's transaction. PostgreSQL and SQLite (3.35+) both speak it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import models, transaction
 
 
-def insert_unless_exists(instance: models.Model, *, fields: Sequence[str], conflict: Sequence[str]) -> int | None:
-    """Insert `instance`'s `fields`; return the new id (also set on the
-    instance, which then counts as saved), or None (and insert nothing) when a
-    row with the same `conflict` columns exists."""
+def insert_unless_exists(
+    instance: models.Model, *, conflict: Sequence[str], fields: Sequence[str] | None = None
+) -> int | None:
+    """Insert `instance`'s `fields` (by default every concrete field but the
+    primary key); return the new id (also set on the instance, which then
+    counts as saved), or None (and insert nothing) when a row with the same
+    `conflict` columns exists. An auto_now / auto_now_add timestamp left
+    unset is filled in, as save() would."""
     connection = transaction.get_connection()
     meta = instance._meta
-    columns = [meta.get_field(name) for name in fields]
+    columns: list[models.Field[Any, Any]] = (
+        [cast("models.Field[Any, Any]", meta.get_field(name)) for name in fields]
+        if fields is not None
+        else [f for f in meta.concrete_fields if not f.primary_key]
+    )
     quote = connection.ops.quote_name
     table = quote(meta.db_table)
-    names = ", ".join(quote(f.column) for f in columns)  # type: ignore[union-attr]
+    names = ", ".join(quote(f.column) for f in columns)
     keys = ", ".join(quote(meta.get_field(name).column) for name in conflict)  # type: ignore[union-attr]
     values = ", ".join(["%s"] * len(columns))
     # Identifiers come from the model's meta; every value is a parameter.
     sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({keys}) DO NOTHING RETURNING id"  # noqa: S608
-    params: list[Any] = [
-        f.get_db_prep_save(getattr(instance, f.attname), connection)  # type: ignore[union-attr]
-        for f in columns
-    ]
+    params: list[Any] = [f.get_db_prep_save(_value(instance, f), connection) for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
@@ -39,3 +44,10 @@ def insert_unless_exists(instance: models.Model, *, fields: Sequence[str], confl
     instance.pk = row[0]
     instance._state.adding = False
     return int(row[0])
+
+
+def _value(instance: models.Model, field: models.Field[Any, Any]) -> Any:
+    value = getattr(instance, field.attname)
+    if value is None and (getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)):
+        value = field.pre_save(instance, add=True)  # sets the attribute too
+    return value

@@ -116,9 +116,6 @@ def effective_status(session: SandboxSession, *, now: datetime) -> str:
     return session.status
 
 
-_SESSION_FIELDS = tuple(f.name for f in SandboxSession._meta.concrete_fields if not f.primary_key)
-
-
 def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> SandboxSession:
     """Open a hosted checkout. Idempotent on the key, as Stripe is: the same
     key with different parameters is refused."""
@@ -128,18 +125,15 @@ def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> 
         "order_reference": request.order_code,
         "session_reference": request.reference,
     }
-    now = timezone.now()
     session = SandboxSession(
         idempotency_key=idempotency_key,
         description=request.description[:300],
         success_url=request.success_url,
         cancel_url=request.cancel_url,
         expires_at=request.expires_at,
-        created_at=now,
-        updated_at=now,
         **fields,
     )
-    if insert_unless_exists(session, fields=_SESSION_FIELDS, conflict=("idempotency_key",)) is not None:
+    if insert_unless_exists(session, conflict=("idempotency_key",)) is not None:
         return session
     # An earlier call with this key (a concurrent one waited on the unique
     # index until it committed).

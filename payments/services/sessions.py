@@ -61,52 +61,44 @@ def _session_record(
     must never happen inside a caller's transaction."""
     with transaction.atomic(durable=durable, savepoint=durable):
         current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
-        payable = current is not None and current["status"] == OrderStatus.PENDING and current["total_cents"] > 0
-        session = PaymentSession(
-            organization_id=order.organization_id,
-            order=order,
-            provider=provider,
-            amount_cents=current["total_cents"] if current else 0,
-            currency=current["currency"].upper() if current else "",
-            success_url=success_url,
-            cancel_url=cancel_url,
-            expires_at=expires_at,
-            idempotency_key=idempotency_key,
-        )
-        if payable and _insert_unless_key_exists(session):
-            Payment.objects.create(
+        session: PaymentSession | None = None
+        if current is not None and current["status"] == OrderStatus.PENDING and current["total_cents"] > 0:
+            session = PaymentSession(
                 organization_id=order.organization_id,
                 order=order,
-                session=session,
                 provider=provider,
-                amount_cents=session.amount_cents,
-                currency=session.currency,
+                amount_cents=current["total_cents"],
+                currency=current["currency"].upper(),
+                success_url=success_url,
+                cancel_url=cancel_url,
+                expires_at=expires_at,
+                idempotency_key=idempotency_key,
             )
-        else:
+            if insert_unless_exists(session, conflict=("idempotency_key",)) is None:
+                session = None
+            else:
+                Payment.objects.create(
+                    organization_id=order.organization_id,
+                    order=order,
+                    session=session,
+                    provider=provider,
+                    amount_cents=session.amount_cents,
+                    currency=session.currency,
+                )
+        if session is None:
             # An earlier call with this key (perhaps a concurrent one: the
             # unique index let us through once it committed) made the rows;
             # it stands even if the order is no longer payable.
-            existing = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
-            if existing is None:
+            session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
+            if session is None:
                 if current is None or current["status"] != OrderStatus.PENDING:
                     raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
                 raise OrderNotPayable("There is nothing to pay on this order.", detail={"order": order.pk})
-            session = existing
     if session.order_id != order.pk or session.provider != provider:
         raise IdempotencyKeyReused(
             detail={"idempotency_key": idempotency_key, "order": session.order_id, "provider": session.provider}
         )
     return session
-
-
-_SESSION_FIELDS = tuple(f.name for f in PaymentSession._meta.concrete_fields if not f.primary_key)
-
-
-def _insert_unless_key_exists(session: PaymentSession) -> bool:
-    """One INSERT .. ON CONFLICT (idempotency_key) DO NOTHING; False if a
-    session with this key exists."""
-    session.created_at = session.updated_at = timezone.now()
-    return insert_unless_exists(session, fields=_SESSION_FIELDS, conflict=("idempotency_key",)) is not None
 
 
 def _session_request(session: PaymentSession, order: Order | None = None) -> SessionRequest:
