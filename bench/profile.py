@@ -22,9 +22,7 @@ one iteration by kind and table to bench/results/profile-*.txt.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -32,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.stack import ROOT, VENV_BIN, database_create, database_drop, database_url, redis_url
+from bench.stack import ROOT, database_url, django_in_process, redis_url
 
 DB_NAME = "bench_profile"
 RESULTS = ROOT / "bench" / "results"
@@ -83,25 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-    database_create(DB_NAME)
-    try:
-        subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-        )
-        os.environ.update(env)
-        import django
-
-        django.setup()
+    with django_in_process(DB_NAME, env, keep_db=args.keep_db):
         profile(args.iterations, args.out)
-        from django.db import connections
-
-        connections.close_all()
-    finally:
-        if not args.keep_db:
-            database_drop(DB_NAME)
     return 0
 
 

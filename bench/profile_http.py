@@ -49,7 +49,6 @@ import io
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -60,7 +59,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from bench.profile import kinds_report
-from bench.stack import ROOT, VENV_BIN, StackConfig, database_create, database_drop, redis_reset, redis_url, stack_env
+from bench.stack import ROOT, StackConfig, django_in_process, redis_reset, redis_url, stack_env
 
 DB_NAME = "bench_profile_http"
 REDIS_DB = 12
@@ -365,26 +364,12 @@ def main(argv: list[str] | None = None) -> int:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
         }
     )
-    database_create(DB_NAME)
     redis_reset(REDIS_DB)
     try:
-        subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            check=True,
-        )
-        os.environ.update(env)
-        import django
-
-        django.setup()
-        profile(args)
-        from django.db import connections
-
-        connections.close_all()
+        with django_in_process(DB_NAME, env, keep_db=args.keep_db):
+            profile(args)
     finally:
         if not args.keep_db:
-            database_drop(DB_NAME)
             import redis
 
             redis.Redis.from_url(redis_url(REDIS_DB)).flushdb()

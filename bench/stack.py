@@ -193,6 +193,32 @@ def redis_reset(db: int) -> None:
     client.set(REDIS_OWNER_KEY, "bench")
 
 
+@contextlib.contextmanager
+def django_in_process(db_name: str, env: dict[str, str], *, keep_db: bool = False) -> Iterator[None]:
+    """A fresh database `db_name`, migrated, and Django set up in this process
+    on it with `env` (the in-process profiles); afterwards the connections
+    are closed and the database dropped (unless `keep_db`)."""
+    database_create(db_name)
+    try:
+        subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            check=True,
+        )
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        yield
+        from django.db import connections
+
+        connections.close_all()
+    finally:
+        if not keep_db:
+            database_drop(db_name)
+
+
 # --- processes -----------------------------------------------------------------------
 
 
