@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from ticketing.models import Event, EventStatus, Membership, Organization, Role, TicketType
+from ticketing.models import Event, EventStatus, Membership, Order, OrderLine, Organization, Role, Ticket, TicketType
+from ticketing.ticket_codes import TicketClaims
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -72,3 +73,51 @@ class TicketTypeFactory(factory.django.DjangoModelFactory):
     capacity = 100
     min_per_order = 1
     max_per_order = 10
+
+
+def issued_order(event: Event, tickets: list[tuple[TicketType, int | None]]) -> Order:
+    """An order of `event` with one line and one issued ticket per (ticket
+    type, seat id), at the ticket types' prices."""
+    total = sum(ticket_type.price_cents for ticket_type, _ in tickets)
+    order = Order.objects.create(
+        organization=event.organization,
+        event=event,
+        buyer_name="Jane Doe",
+        buyer_email="jane@example.com",
+        currency=event.currency,
+        subtotal_cents=total,
+        total_cents=total,
+    )
+    for ticket_type, seat_id in tickets:
+        line = OrderLine.objects.create(
+            organization=event.organization,
+            order=order,
+            ticket_type=ticket_type,
+            seat_id=seat_id,
+            quantity=1,
+            unit_price_cents=ticket_type.price_cents,
+        )
+        Ticket.objects.create(
+            organization=event.organization,
+            order=order,
+            order_line=line,
+            event=event,
+            ticket_type=ticket_type,
+            seat_id=seat_id,
+            holder_name="Jane Doe",
+        )
+    return order
+
+
+def large_installation_claims() -> TicketClaims:
+    """A ticket code's claims with the ids of a large, long-running
+    installation (about 2**34): the longest codes we sign."""
+    return TicketClaims(
+        ticket_id=17_000_000_000,
+        event_id=17_000_000_000,
+        ticket_type_id=17_000_000_000,
+        seat_id=17_000_000_000,
+        generation=40,
+        not_before=int(datetime(2040, 1, 1, tzinfo=UTC).timestamp()),
+        not_after=int(datetime(2040, 1, 31, tzinfo=UTC).timestamp()),
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -88,6 +89,17 @@ def _assert_books_clean() -> None:
     call_command("verify_ledger", stdout=__import__("io").StringIO())
 
 
+def _assert_failed_and_restored(payout: Payout, run: WorkflowRun, organization: Any) -> None:
+    """The payout failed (account closed), its run ended, and the
+    organization's available balance is back, nothing left in transit."""
+    payout.refresh_from_db()
+    run.refresh_from_db()
+    assert payout.status == PayoutStatus.FAILED and payout.failure_code == "account_closed"
+    assert run.status == RunStatus.COMPLETED and run.output["status"] == "failed"
+    assert _balance(AccountKind.ORG_AVAILABLE, organization.pk) == AVAILABLE
+    assert _balance(AccountKind.PAYOUT_IN_TRANSIT, organization.pk) == 0
+
+
 def _payout_postings(payout: Payout) -> list[str]:
     return sorted(
         JournalTransaction.objects.filter(reference=f"payout:{payout.pk}").values_list("idempotency_key", flat=True)
@@ -126,12 +138,7 @@ def test_a_failed_payout_restores_the_balance(funded, django_capture_on_commit_c
 
     assert _deliver_due(django_capture_on_commit_callbacks, after_seconds=31) == [200]
 
-    payout.refresh_from_db()
-    run.refresh_from_db()
-    assert payout.status == PayoutStatus.FAILED and payout.failure_code == "account_closed"
-    assert run.status == RunStatus.COMPLETED and run.output["status"] == "failed"
-    assert _balance(AccountKind.ORG_AVAILABLE, funded.pk) == AVAILABLE
-    assert _balance(AccountKind.PAYOUT_IN_TRANSIT, funded.pk) == 0
+    _assert_failed_and_restored(payout, run, funded)
     _assert_books_clean()
 
     # and the restored money is paid out by the next run (another key)
@@ -181,12 +188,7 @@ def test_a_returned_payout_ends_failed_and_restored_once_in_any_order(
 
     # then: whatever came first, the payout ends failed and the balance was restored once
     assert [r.status_code for r in results] == [200] * 6
-    payout.refresh_from_db()
-    run.refresh_from_db()
-    assert payout.status == PayoutStatus.FAILED and payout.failure_code == "account_closed"
-    assert run.status == RunStatus.COMPLETED and run.output["status"] == "failed"
-    assert _balance(AccountKind.ORG_AVAILABLE, funded.pk) == AVAILABLE
-    assert _balance(AccountKind.PAYOUT_IN_TRANSIT, funded.pk) == 0
+    _assert_failed_and_restored(payout, run, funded)
     assert JournalTransaction.objects.filter(kind="payout_failed", reference=f"payout:{payout.pk}").count() == 1
     assert WebhookEvent.objects.filter(event_type__startswith="payout.").count() == 2
     _assert_books_clean()

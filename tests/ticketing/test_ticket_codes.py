@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tests.concurrency import run_concurrently
-from tests.factories import EventFactory, TicketTypeFactory
+from tests.factories import EventFactory, TicketTypeFactory, issued_order, large_installation_claims
 from ticketing.exceptions import InvalidState
-from ticketing.models import AuditLogEntry, Event, EventSigningKey, Order, OrderLine, Ticket, TicketType
+from ticketing.models import AuditLogEntry, Event, EventSigningKey, Ticket, TicketType
 from ticketing.qr import MASK
 from ticketing.services.signing_keys import (
     event_public_keys,
@@ -52,31 +52,7 @@ from ticketing.ticket_codes import (
 
 def _make_ticket(*, event: Event | None = None, ticket_type: TicketType | None = None) -> Ticket:
     ticket_type = ticket_type or TicketTypeFactory(**({"event": event} if event else {}))
-    event = ticket_type.event
-    order = Order.objects.create(
-        organization=event.organization,
-        event=event,
-        buyer_name="Jane Doe",
-        buyer_email="jane@example.com",
-        currency=event.currency,
-        subtotal_cents=ticket_type.price_cents,
-        total_cents=ticket_type.price_cents,
-    )
-    line = OrderLine.objects.create(
-        organization=event.organization,
-        order=order,
-        ticket_type=ticket_type,
-        quantity=1,
-        unit_price_cents=ticket_type.price_cents,
-    )
-    return Ticket.objects.create(
-        organization=event.organization,
-        order=order,
-        order_line=line,
-        event=event,
-        ticket_type=ticket_type,
-        holder_name="Jane Doe",
-    )
+    return issued_order(ticket_type.event, [(ticket_type, None)]).tickets.get()
 
 
 def _during(event: Event) -> datetime:
@@ -618,15 +594,7 @@ def test_codes_stay_small():
     ticket = _make_ticket()
     assert len(ticket_code_for(ticket=ticket)) < 140
     # and with ids of a large, long-running installation (about 2**34)
-    big = TicketClaims(
-        ticket_id=17_000_000_000,
-        event_id=17_000_000_000,
-        ticket_type_id=17_000_000_000,
-        seat_id=17_000_000_000,
-        generation=40,
-        not_before=int(datetime(2040, 1, 1, tzinfo=UTC).timestamp()),
-        not_after=int(datetime(2040, 1, 31, tzinfo=UTC).timestamp()),
-    )
+    big = large_installation_claims()
     assert len(ticket_code_encode(claims=big, kid=_OFFLINE_KID, private_key=_OFFLINE_KEY)) < 140
     assert len(_OFFLINE_TOKEN) < 125
 

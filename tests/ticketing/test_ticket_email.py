@@ -5,7 +5,6 @@ segno's, ten times slower), and the whole send in five statements."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from email.message import Message
 
 import pytest
@@ -15,47 +14,17 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from PIL import Image
 
-from tests.factories import EventFactory, TicketTypeFactory
+from tests.factories import EventFactory, TicketTypeFactory, issued_order, large_installation_claims
 from tests.seating.factories import make_hall
-from ticketing.models import EmailDelivery, EmailKind, Event, Order, OrderLine, Ticket, TicketType
+from ticketing.models import EmailDelivery, EmailKind, TicketType
 from ticketing.qr import qr_code, qr_png
 from ticketing.services.emails import email_delivery_record, email_delivery_send
 from ticketing.services.signing_keys import ticket_code_for
-from ticketing.ticket_codes import TicketClaims, new_kid, ticket_code_encode
+from ticketing.ticket_codes import new_kid, ticket_code_encode
 
 # Claim, the delivery with its order and event, the tickets, the event's
 # signing key, sent.
 SEND_STATEMENTS = 5
-
-
-def _order(event: Event, tickets: list[tuple[TicketType, int | None]]) -> Order:
-    """An order with one ticket per (ticket type, seat id), as issued."""
-    order = Order.objects.create(
-        organization=event.organization,
-        event=event,
-        buyer_name="Jane Doe",
-        buyer_email="jane@example.com",
-        currency=event.currency,
-    )
-    for ticket_type, seat_id in tickets:
-        line = OrderLine.objects.create(
-            organization=event.organization,
-            order=order,
-            ticket_type=ticket_type,
-            seat_id=seat_id,
-            quantity=1,
-            unit_price_cents=0,
-        )
-        Ticket.objects.create(
-            organization=event.organization,
-            order=order,
-            order_line=line,
-            event=event,
-            ticket_type=ticket_type,
-            seat_id=seat_id,
-            holder_name="Jane Doe",
-        )
-    return order
 
 
 def _pixels(png: bytes) -> tuple[str, tuple[int, int], bytes]:
@@ -92,20 +61,9 @@ def test_the_png_is_segnos_symbol_pixel_for_pixel(scale):
     ga = TicketTypeFactory()
     hall = make_hall(EventFactory(), rows=(("A", 2),))
     seated = TicketType.objects.get(event=hall.event)
-    codes = [
-        ticket_code_for(ticket=ticket)
-        for order in (_order(ga.event, [(ga, None), (ga, None)]), _order(hall.event, [(seated, hall.seat("A", 1))]))
-        for ticket in order.tickets.select_related("event")
-    ]
-    big = TicketClaims(
-        ticket_id=17_000_000_000,
-        event_id=17_000_000_000,
-        ticket_type_id=17_000_000_000,
-        seat_id=17_000_000_000,
-        generation=40,
-        not_before=int(datetime(2040, 1, 1, tzinfo=UTC).timestamp()),
-        not_after=int(datetime(2040, 1, 31, tzinfo=UTC).timestamp()),
-    )
+    orders = (issued_order(ga.event, [(ga, None), (ga, None)]), issued_order(hall.event, [(seated, hall.seat("A", 1))]))
+    codes = [ticket_code_for(ticket=ticket) for order in orders for ticket in order.tickets.select_related("event")]
+    big = large_installation_claims()
     codes.append(ticket_code_encode(claims=big, kid=new_kid(), private_key=Ed25519PrivateKey.generate()))
 
     for code in codes:
@@ -137,7 +95,7 @@ def test_the_ticket_email_carries_each_tickets_own_symbol(django_assert_num_quer
     # given a paid order of two seats, recorded for sending
     hall = make_hall(EventFactory(), rows=(("A", 4),))
     seated = TicketType.objects.get(event=hall.event)
-    order = _order(hall.event, [(seated, hall.seat("A", 2)), (seated, hall.seat("A", 3))])
+    order = issued_order(hall.event, [(seated, hall.seat("A", 2)), (seated, hall.seat("A", 3))])
     tickets = list(order.tickets.select_related("event", "seat").order_by("id"))
     codes = {ticket.pk: ticket_code_for(ticket=ticket) for ticket in tickets}  # the event's key exists now
     with transaction.atomic():
@@ -165,7 +123,7 @@ def test_the_ticket_email_carries_each_tickets_own_symbol(django_assert_num_quer
 @pytest.mark.django_db
 def test_an_email_without_codes_attaches_no_image(organization):
     ga = TicketTypeFactory(event=EventFactory(organization=organization))
-    order = _order(ga.event, [(ga, None)])
+    order = issued_order(ga.event, [(ga, None)])
     with transaction.atomic():
         delivery = email_delivery_record(
             order=order, kind=EmailKind.REFUND, dedup_key="refund:1", context={"amount_cents": 500}
