@@ -222,6 +222,7 @@ class Injector:
                 if fault.avoid_email_in_flight:
                     self._wait_no_email_in_flight()
                 getattr(self, "_" + fault.kind.replace("-", "_"))(fault)
+                self._supervise_workers()
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log(f"fault injection failed: {self.error}")
@@ -251,14 +252,13 @@ class Injector:
             self.note("no live worker to kill")
             return
         proc = victims[0]
-        index = int(re.match(r"celery-worker-(\d+)", proc.name).group(1))  # type: ignore[union-attr]
         children = self.stack.pool_children(proc)
         started = time.time()
         self.stack.kill_group(proc)
         self.killed.add(proc.name)
         self.note("SIGKILL worker process group", worker=proc.name, pid=proc.popen.pid, pool=children)
         time.sleep(fault.duration)
-        new = self.stack.spawn_worker(index)
+        new = self.stack.respawn_worker(proc)
         self.windows.append((started, time.time(), "worker dead"))
         self.note("worker started in its place", worker=new.name, pid=new.popen.pid)
 
@@ -302,11 +302,10 @@ class Injector:
         self.rds.start()
         self.windows.append((started, time.time(), "Redis down"))
         self.note("Redis answering again" + ("" if keeps else " (empty)"), down_s=round(time.time() - started, 2))
-        self._supervise_workers()
 
     def _supervise_workers(self) -> None:
-        """Start again a worker that exited, as its supervisor (systemd's
-        Restart=always, README) does in production. A Celery worker that
+        """After a fault: start again a worker that exited, as its supervisor
+        (systemd's Restart=always, README) does in production. A Celery worker that
         loses Redis while it holds an unacknowledged message can exit: kombu
         re-queues that message on the way out through a connection it has
         already dropped (AttributeError in the Redis transport's
@@ -315,10 +314,9 @@ class Injector:
         e-mail resend and workflow wake-up sweepers). Restarts are reported,
         not hidden (`restarted_by_supervisor`)."""
         for proc in self.stack.dead_workers():
-            index = int(re.match(r"celery-worker-(\d+)", proc.name).group(1))  # type: ignore[union-attr]
             self.restarted.append(f"{proc.name} exited with {proc.popen.returncode}")
             self.killed.add(proc.name)
-            new = self.stack.spawn_worker(index)
+            new = self.stack.respawn_worker(proc)
             self.note("worker had exited: started again, as its supervisor would", worker=proc.name, new=new.name)
 
 

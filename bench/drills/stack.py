@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -60,6 +61,12 @@ class DrillStack(Stack):
             for p in self.procs
             if p.name.startswith("celery-worker") and p.popen.poll() is not None and p.name.split("-gen")[0] not in live
         ]
+
+    def respawn_worker(self, proc: Proc) -> Proc:
+        """A new worker in the place of `proc` (celery-worker-<n>[-gen<g>])."""
+        match = re.match(r"celery-worker-(\d+)", proc.name)
+        assert match is not None, f"not a worker: {proc.name}"
+        return self.spawn_worker(int(match.group(1)))
 
     def spawn_worker(self, n: int) -> Proc:
         """A Celery worker like the ones Stack.start() starts (a process group of its own)."""
