@@ -29,15 +29,20 @@ def lock_session(*, session_id: int) -> PaymentSession:
 
 
 def lock_session_and_payment(*, payment_id: int) -> tuple[PaymentSession, Payment]:
-    """The payment's session, then the payment (a payment never changes session,
-    so reading its session id without a lock is safe)."""
+    """The payment's session and the payment, locked in one statement (in
+    that order: PostgreSQL locks a joined row's tables in the query's FROM
+    order), with the order they are for read along, unlocked (the order comes
+    before payments in the lock order, so it is never locked here)."""
     _assert_atomic()
-    session_id = Payment.objects.filter(pk=payment_id).values_list("session_id", flat=True).first()
-    if session_id is None:
-        raise PaymentNotFound(detail={"payment": payment_id})
-    session = lock_session(session_id=session_id)
-    payment = Payment.objects.select_for_update().get(pk=payment_id)
-    return session, payment
+    try:
+        session = (
+            PaymentSession.objects.select_related("payment", "order")
+            .select_for_update(of=("self", "payment"))
+            .get(payment__pk=payment_id)
+        )
+    except PaymentSession.DoesNotExist:
+        raise PaymentNotFound(detail={"payment": payment_id}) from None
+    return session, session.payment
 
 
 def lock_payment(*, payment_id: int) -> Payment:

@@ -12,7 +12,7 @@ payments.selectors.payment_list_succeeded_for_unpaid_orders().
 
 Keyword arguments:
   payment_succeeded / payment_failed / payment_cancelled / payment_pending:
-    payment_id, order_id, organization_id, session_id, provider,
+    payment_id, order_id, order_code, organization_id, session_id, provider,
     amount_cents, currency, status; payment_failed adds failure_code.
   refund_succeeded / refund_failed:
     refund_id, payment_id, order_id, organization_id, provider, amount_cents,

@@ -19,7 +19,9 @@ def insert_unless_exists(
     """Insert `instance`'s `fields` (by default every concrete field but the
     primary key); return the new id (also set on the instance, which then
     counts as saved), or None (and insert nothing) when a row with the same
-    `conflict` columns exists. An auto_now / auto_now_add timestamp left
+    `conflict` columns exists; with no `conflict` columns, when the row would
+    break any unique constraint (a partial unique index, say, which ON
+    CONFLICT cannot name by its columns alone). An auto_now / auto_now_add timestamp left
     unset is filled in, as save() would."""
     connection = transaction.get_connection()
     meta = instance._meta
@@ -32,9 +34,10 @@ def insert_unless_exists(
     table = quote(meta.db_table)
     names = ", ".join(quote(f.column) for f in columns)
     keys = ", ".join(quote(meta.get_field(name).column) for name in conflict)  # type: ignore[union-attr]
+    target = f"({keys}) " if keys else ""
     values = ", ".join(["%s"] * len(columns))
     # Identifiers come from the model's meta; every value is a parameter.
-    sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT ({keys}) DO NOTHING RETURNING id"  # noqa: S608
+    sql = f"INSERT INTO {table} ({names}) VALUES ({values}) ON CONFLICT {target}DO NOTHING RETURNING id"  # noqa: S608
     params: list[Any] = [f.get_db_prep_save(_value(instance, f), connection) for f in columns]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

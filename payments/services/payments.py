@@ -47,10 +47,11 @@ _SAVED_FIELDS = [
 ]
 
 
-def _signal_payload(payment: Payment) -> dict[str, Any]:
+def _signal_payload(session: PaymentSession, payment: Payment) -> dict[str, Any]:
     return {
         "payment_id": payment.pk,
         "order_id": payment.order_id,
+        "order_code": session.order.code,
         "organization_id": payment.organization_id,
         "session_id": payment.session_id,
         "provider": payment.provider,
@@ -58,6 +59,16 @@ def _signal_payload(payment: Payment) -> dict[str, Any]:
         "currency": payment.currency,
         "status": payment.status,
     }
+
+
+def _lock(payment_id: int, locked: PaymentSession | None) -> tuple[PaymentSession, Payment]:
+    """The session and the payment, locked; `locked`: the session, with its
+    payment and order, that the caller locked in this transaction already
+    (lock_session_and_payment's way), so they are not read again."""
+    if locked is None:
+        return lock_session_and_payment(payment_id=payment_id)
+    assert locked.payment.pk == payment_id, "the caller locked another payment's session"
+    return locked, locked.payment
 
 
 def _record_provider_payment_id(payment: Payment, provider_payment_id: str) -> None:
@@ -78,17 +89,22 @@ def _close_session(session: PaymentSession, *, complete: bool, by: Any, reason: 
 
 
 def payment_mark_pending(
-    *, payment_id: int, provider_payment_id: str = "", by: Any = None, reason: str = ""
+    *,
+    payment_id: int,
+    provider_payment_id: str = "",
+    by: Any = None,
+    reason: str = "",
+    locked: PaymentSession | None = None,
 ) -> tuple[Payment, bool]:
     """The buyer paid; the provider confirms later (delayed confirmation)."""
     with transaction.atomic(), lock_timeout():
-        _session, payment = lock_session_and_payment(payment_id=payment_id)
+        session, payment = _lock(payment_id, locked)
         if not can_proceed(payment.mark_pending):
             return payment, False
         _record_provider_payment_id(payment, provider_payment_id)
         payment.mark_pending(by=by, reason=reason)
         payment.save(update_fields=_SAVED_FIELDS)
-        send_after_commit(payment_pending, sender=Payment, **_signal_payload(payment))
+        send_after_commit(payment_pending, sender=Payment, **_signal_payload(session, payment))
         return payment, True
 
 
@@ -100,28 +116,40 @@ def payment_mark_succeeded(
     provider_payment_id: str = "",
     by: Any = None,
     reason: str = "",
+    locked: PaymentSession | None = None,
 ) -> tuple[Payment, bool]:
     """The provider has the money. Also from failed (the buyer retried) and
     from cancelled (paid as we gave up): money taken is always recorded, and
     the session completes. Raises PaymentAmountMismatch, changing nothing, if
     the provider took another amount than we asked for."""
-    with transaction.atomic(), lock_timeout():
-        session, payment = lock_session_and_payment(payment_id=payment_id)
+    # No savepoint inside a caller's transaction (the payment confirmation's
+    # hot path): the refusals are raised after the block, which then wrote
+    # nothing, so a caller may go on after catching one.
+    refusal: PaymentAmountMismatch | PaymentReferenceConflict | None = None
+    with transaction.atomic(savepoint=False), lock_timeout():
+        session, payment = _lock(payment_id, locked)
         if not can_proceed(payment.mark_succeeded):
             return payment, False
         if amount_cents != payment.amount_cents or currency.upper() != payment.currency:
-            raise PaymentAmountMismatch(
+            refusal = PaymentAmountMismatch(
                 detail={
                     "expected": {"amount_cents": payment.amount_cents, "currency": payment.currency},
                     "received": {"amount_cents": amount_cents, "currency": currency},
                 }
             )
-        _record_provider_payment_id(payment, provider_payment_id)
-        payment.mark_succeeded(captured_cents=amount_cents, at=timezone.now(), by=by, reason=reason)
-        payment.save(update_fields=_SAVED_FIELDS)
-        _close_session(session, complete=True, by=by, reason=reason)
-        send_after_commit(payment_succeeded, sender=Payment, **_signal_payload(payment))
-        return payment, True
+        elif provider_payment_id and payment.provider_payment_id not in ("", provider_payment_id):
+            refusal = PaymentReferenceConflict(
+                detail={"expected": payment.provider_payment_id, "received": provider_payment_id}
+            )
+        else:
+            _record_provider_payment_id(payment, provider_payment_id)
+            payment.mark_succeeded(captured_cents=amount_cents, at=timezone.now(), by=by, reason=reason)
+            payment.save(update_fields=_SAVED_FIELDS)
+            _close_session(session, complete=True, by=by, reason=reason)
+            send_after_commit(payment_succeeded, sender=Payment, **_signal_payload(session, payment))
+    if refusal is not None:
+        raise refusal
+    return payment, True
 
 
 def payment_mark_failed(
@@ -132,31 +160,36 @@ def payment_mark_failed(
     provider_payment_id: str = "",
     by: Any = None,
     reason: str = "",
+    locked: PaymentSession | None = None,
 ) -> tuple[Payment, bool]:
     """An attempt was declined. The session stays open: on a hosted page the
     buyer may retry with another card, and a later success still counts."""
     with transaction.atomic(), lock_timeout():
-        _session, payment = lock_session_and_payment(payment_id=payment_id)
+        session, payment = _lock(payment_id, locked)
         if not can_proceed(payment.mark_failed):
             return payment, False
         _record_provider_payment_id(payment, provider_payment_id)
         payment.mark_failed(failure_code=failure_code, failure_message=failure_message, by=by, reason=reason)
         payment.save(update_fields=_SAVED_FIELDS)
-        send_after_commit(payment_failed, sender=Payment, failure_code=payment.failure_code, **_signal_payload(payment))
+        send_after_commit(
+            payment_failed, sender=Payment, failure_code=payment.failure_code, **_signal_payload(session, payment)
+        )
         return payment, True
 
 
-def payment_mark_cancelled(*, payment_id: int, by: Any = None, reason: str = "") -> tuple[Payment, bool]:
+def payment_mark_cancelled(
+    *, payment_id: int, by: Any = None, reason: str = "", locked: PaymentSession | None = None
+) -> tuple[Payment, bool]:
     """The session closed without a payment (expired at the provider, or we
     expired it). A payment that already succeeded is left alone."""
     with transaction.atomic(), lock_timeout():
-        session, payment = lock_session_and_payment(payment_id=payment_id)
+        session, payment = _lock(payment_id, locked)
         if not can_proceed(payment.mark_cancelled):
             return payment, False
         payment.mark_cancelled(by=by, reason=reason)
         payment.save(update_fields=_SAVED_FIELDS)
         _close_session(session, complete=False, by=by, reason=reason)
-        send_after_commit(payment_cancelled, sender=Payment, **_signal_payload(payment))
+        send_after_commit(payment_cancelled, sender=Payment, **_signal_payload(session, payment))
         return payment, True
 
 

@@ -51,6 +51,19 @@ _EVENT_FIELDS = (
     "received_at",
 )
 
+# What applying an event (or rejecting it) sets on its row; the rest is the delivery as received.
+_APPLIED_FIELDS = (
+    "outcome",
+    "error",
+    "organization",
+    "session",
+    "payment",
+    "refund",
+    "dispute",
+    "delivery_count",
+    "processed_at",
+)
+
 
 def _event_row(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
     """The event's row: (new row, True), or (the first delivery's row, locked, False)."""
@@ -88,15 +101,27 @@ def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required
     return problems
 
 
+def _first(sessions: Any) -> PaymentSession | None:
+    found: list[PaymentSession] = list(sessions[:1])
+    return found[0] if found else None
+
+
 def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
-    sessions = PaymentSession.objects.select_related("order", "payment")
+    """The event's session with its payment, both locked (the payments lock
+    order, as lock_session_and_payment takes them), and its order, unlocked."""
+    sessions = (
+        PaymentSession.objects.select_related("order", "payment")
+        .filter(payment__isnull=False)  # an inner join: the payment's row can be locked
+        .select_for_update(of=("self", "payment"))
+        .order_by()
+    )
     session = None
     if event.provider_session_id:
-        session = sessions.filter(provider=provider, provider_session_id=event.provider_session_id).first()
+        session = _first(sessions.filter(provider=provider, provider_session_id=event.provider_session_id))
     if session is None and event.session_reference:
         # Our own reference, echoed back: finds a session whose creation
         # crashed before we stored the provider's id.
-        session = sessions.filter(provider=provider, reference=event.session_reference).first()
+        session = _first(sessions.filter(provider=provider, reference=event.session_reference))
         if session is not None and session.provider_session_id not in ("", event.provider_session_id):
             raise WebhookMismatch(detail={"provider_session_id": {"expected": session.provider_session_id}})
     if session is None:
@@ -142,10 +167,11 @@ def _apply_payment_event(*, row: WebhookEvent, provider: str, event: NormalizedE
             currency=event.currency,
             provider_payment_id=event.provider_payment_id,
             reason=reason,
+            locked=session,
         )[1]
     if event.kind == EventKind.PAYMENT_PENDING:
         return payment_mark_pending(
-            payment_id=payment.pk, provider_payment_id=event.provider_payment_id, reason=reason
+            payment_id=payment.pk, provider_payment_id=event.provider_payment_id, reason=reason, locked=session
         )[1]
     if event.kind == EventKind.PAYMENT_FAILED:
         return payment_mark_failed(
@@ -154,8 +180,9 @@ def _apply_payment_event(*, row: WebhookEvent, provider: str, event: NormalizedE
             failure_message=event.failure_message,
             provider_payment_id=event.provider_payment_id,
             reason=reason,
+            locked=session,
         )[1]
-    return payment_mark_cancelled(payment_id=payment.pk, reason=reason)[1]
+    return payment_mark_cancelled(payment_id=payment.pk, reason=reason, locked=session)[1]
 
 
 def _apply_refund_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool:
@@ -268,7 +295,7 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
             row.error = exc.as_dict()
             row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
         row.processed_at = timezone.now()
-        row.save()
+        row.save(update_fields=_APPLIED_FIELDS)
         if not created:
             row.refresh_from_db(fields=["delivery_count"])  # an F() expression until then
     if rejection is not None:

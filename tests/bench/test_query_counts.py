@@ -56,9 +56,15 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # Then the sandbox delivers its webhook right after the charge commits, in
 # the same process, without a Celery hop or reading the row back: payment
 # confirmation now counts from the card's charge (5 statements of the
-# sandbox's own) to the order paid: 56.
+# sandbox's own) to the order paid: 56. Then the session and the payment
+# locked in one statement by the webhook's match, with the order's code read
+# along (no re-read of the order for its run, nor of the pair to lock it);
+# the order locked once (mark paid gets the locked row); its lines read once
+# and no seat holds looked for when it has no seats; one statement fewer to
+# lock the holds' ticket types; no savepoint around marking the payment
+# succeeded; the funnel's "paid" without BEGIN and COMMIT: 45.
 CHECKOUT_START_MAX_QUERIES = 24
-PAYMENT_CONFIRMATION_MAX_QUERIES = 56
+PAYMENT_CONFIRMATION_MAX_QUERIES = 45
 # The rest of the worker's work for one order, after it is paid: send the
 # ticket e-mail (its delivery read with its order and event: 6 -> 5).
 AFTER_CONFIRMATION_MAX_QUERIES = 5

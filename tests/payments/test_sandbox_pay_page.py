@@ -66,6 +66,7 @@ def test_paying_with_the_success_card(client, sandbox_session, pay_url, signal_l
         "sender": type(payment),
         "payment_id": payment.pk,
         "order_id": sandbox_session.order_id,
+        "order_code": sandbox_session.order.code,
         "organization_id": payment.organization_id,
         "session_id": sandbox_session.pk,
         "provider": "sandbox",

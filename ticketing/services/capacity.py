@@ -148,22 +148,22 @@ def capacity_sell_reference(*, reference: str, now: datetime | None = None) -> t
     the lapsed ones again one by one (capacity_retake), for a late payment.
     Idempotent: holds already converted are neither sold again nor lapsed."""
     now = now or timezone.now()
+    of_reference = CapacityHold.objects.filter(reference=reference)
     with transaction.atomic(savepoint=False), lock_timeout():
-        holds = list(CapacityHold.objects.filter(reference=reference).values_list("pk", "ticket_type_id", "quantity"))
-        if not holds:
-            return [], []
-        ticket_type_ids = sorted({tt for _, tt, _ in holds})
-        list(
+        locked = list(
             TicketType.objects.select_for_update(no_key=True)
-            .filter(pk__in=ticket_type_ids)
+            .filter(pk__in=of_reference.values("ticket_type_id"))
             .order_by("pk")
             .values_list("pk")
         )
+        if not locked:
+            return [], []
         # Under the ticket types' locks no hold of theirs can change (release,
         # expiry and sale all lock the ticket type first).
-        status = dict(CapacityHold.objects.filter(reference=reference).values_list("pk", "status"))
-        active = [pk for pk, _, _ in holds if status[pk] == HoldStatus.ACTIVE]
-        lapsed = [pk for pk, _, _ in holds if status[pk] not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
+        rows = list(of_reference.order_by().values_list("pk", "ticket_type_id", "quantity", "status"))
+        holds = [(pk, ticket_type_id, quantity) for pk, ticket_type_id, quantity, _ in rows]
+        active = [pk for pk, _, _, status in rows if status == HoldStatus.ACTIVE]
+        lapsed = [pk for pk, _, _, status in rows if status not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
         CapacityHold.objects.filter(pk__in=active).update(status=HoldStatus.CONVERTED, closed_at=now)
         units: dict[int, int] = {}
         for pk, ticket_type_id, quantity in holds:

@@ -18,6 +18,9 @@ from ticketing.exceptions import InvalidState, NotFound
 from ticketing.locks import lock_timeout
 from ticketing.models import Event, Order, OrderLine, OrderStatus
 
+# What a transition may change (the state machine's methods set nothing else).
+_TRANSITION_FIELDS = ("status", "paid_at", "updated_at")
+
 
 @dataclass(frozen=True)
 class LineSpec:
@@ -77,17 +80,18 @@ def order_create_pending(
 
 
 def _transition(
-    *, order_id: int, done: frozenset[str], apply: Callable[[Order], None], verb: str
+    *, order_id: int, done: frozenset[str], apply: Callable[[Order], None], verb: str, locked: Order | None = None
 ) -> tuple[Order, bool]:
     """Lock, return early if the order is already in one of `done`, else apply
-    and save. Returns (order, changed). No savepoint inside a caller's
-    transaction: a failure here fails it too."""
+    and save. Returns (order, changed). `locked`: the order, already locked by
+    the caller in this transaction (not read again). No savepoint inside a
+    caller's transaction: a failure here fails it too."""
     # The refusals are raised after the block, which then wrote nothing, so a
     # caller may go on after catching one.
     refusal: InvalidState | None = None
     changed = False
     with transaction.atomic(savepoint=False), lock_timeout():
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        order = locked if locked is not None else Order.objects.select_for_update().filter(pk=order_id).first()
         if order is not None and order.status not in done:
             try:
                 apply(order)
@@ -97,7 +101,7 @@ def _transition(
                     detail={"order": order.code, "status": order.status},
                 )
             else:
-                order.save()
+                order.save(update_fields=_TRANSITION_FIELDS)
                 changed = True
     if order is None:
         raise NotFound("This order does not exist.")
@@ -106,12 +110,15 @@ def _transition(
     return order, changed
 
 
-def order_mark_paid(*, order_id: int, paid_at: datetime, by: Any = None, reason: str = "") -> tuple[Order, bool]:
+def order_mark_paid(
+    *, order_id: int, paid_at: datetime, by: Any = None, reason: str = "", locked: Order | None = None
+) -> tuple[Order, bool]:
     return _transition(
         order_id=order_id,
         done=frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED}),
         apply=lambda o: o.mark_paid(paid_at=paid_at, by=by, reason=reason),
         verb="paid",
+        locked=locked,
     )
 
 

@@ -9,7 +9,7 @@ ticket's QR code: the old code no longer matches the server's ticket."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -18,13 +18,14 @@ from django.db import transaction
 
 from ticketing.exceptions import InvalidInput, TicketAlreadyRefunded, TicketNotFound, TicketNotValid
 from ticketing.locks import lock_timeout
-from ticketing.models import AuditLogEntry, Order, Ticket, TicketStatus
+from ticketing.models import AuditLogEntry, Order, OrderLine, Ticket, TicketStatus
 from ticketing.models.order import new_public_code
 
 
-def tickets_issue(*, order: Order) -> list[Ticket]:
+def tickets_issue(*, order: Order, lines: Sequence[OrderLine] | None = None) -> list[Ticket]:
     """Create the order's tickets in one INSERT. Must run inside the caller's
-    transaction that holds the order's row lock (CompleteCheckout)."""
+    transaction that holds the order's row lock (CompleteCheckout). `lines`:
+    the order's lines, if the caller has read them already."""
     assert transaction.get_connection().in_atomic_block, "tickets are issued in the payment's transaction"
     existing = list(Ticket.objects.filter(order_id=order.pk))
     if existing:
@@ -40,7 +41,7 @@ def tickets_issue(*, order: Order) -> list[Ticket]:
             holder_name=order.buyer_name,
             holder_email=order.buyer_email,
         )
-        for line in order.lines.all()
+        for line in (order.lines.all() if lines is None else lines)
         for _ in range(line.quantity)
     ]
     return Ticket.objects.bulk_create(tickets)

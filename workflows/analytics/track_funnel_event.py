@@ -3,7 +3,7 @@
 Cheap on the hot path by design: one INSERT into an append-only table with no
 foreign keys (no row locks, no reads first), outside any transaction of the
 caller's business (it runs after the page's own work). Order-scoped steps are
-deduplicated by a unique constraint and `ignore_conflicts`, so a refresh or a
+deduplicated by a unique constraint and ON CONFLICT DO NOTHING, so a refresh or a
 retried payment counts once. A failure to record is logged and swallowed:
 analytics never costs a buyer a sale.
 
@@ -20,6 +20,7 @@ from django.db import DatabaseError, transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
+from ticketing.inserts import insert_unless_exists
 from ticketing.models import FunnelEvent, FunnelStep
 from ticketing.signals import order_completed
 
@@ -32,10 +33,13 @@ def track_funnel_event(*, step: str, event_id: int, order_code: str = "", quanti
         event_id=event_id, step=FunnelStep(step), order_code=order_code, quantity=quantity, created_at=timezone.now()
     )
     try:
-        # A savepoint when called inside a transaction, so a failed insert
-        # cannot poison the caller's transaction.
-        with transaction.atomic():
-            FunnelEvent.objects.bulk_create([row], ignore_conflicts=bool(order_code))
+        if transaction.get_connection().in_atomic_block:
+            # A savepoint, so a failed insert cannot poison the caller's transaction.
+            with transaction.atomic():
+                insert_unless_exists(row, conflict=())
+        else:
+            # One statement, its own transaction: no BEGIN and COMMIT round trips.
+            insert_unless_exists(row, conflict=())
     except DatabaseError:
         logger.warning("funnel event %s for event %s not recorded", step, event_id, exc_info=True)
 

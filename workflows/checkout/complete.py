@@ -64,13 +64,18 @@ def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]
         late = order.status != OrderStatus.PENDING or (
             order.expires_at is not None and order.expires_at < timezone.now()
         )
+        lines = list(order.lines.all())
         try:
             with transaction.atomic():
                 order, _ = order_mark_paid(
-                    order_id=order.pk, paid_at=timezone.now(), reason="late payment" if late else "payment confirmed"
+                    order_id=order.pk,
+                    paid_at=timezone.now(),
+                    reason="late payment" if late else "payment confirmed",
+                    locked=order,
                 )
-                seats = finalize_seat_holds(order_code=order.code)
-                tickets = issue_tickets(order=order)
+                # Only an order with seats has seat holds.
+                seats = finalize_seat_holds(order_code=order.code) if any(line.seat_id for line in lines) else []
+                tickets = issue_tickets(order=order, lines=lines)
                 # Integrators hear of it if and only if this commits.
                 order_paid_publish(order_id=order.pk, organization_id=order.organization_id)
                 # GA units last: the ticket type's row lock (the hot row of a
@@ -166,7 +171,7 @@ def complete_checkout_v1(ctx: Context) -> dict[str, Any]:
     return result
 
 
-def complete_checkout_start(*, order: Order, payment_id: int | None) -> WorkflowRun:
+def complete_checkout_start(*, order_code: str, organization_id: int, payment_id: int | None) -> WorkflowRun:
     """Start (idempotently) the CompleteCheckout run of an order. Many
     confirmations of one payment, or a sweeper finding it again, start one run.
 
@@ -174,12 +179,12 @@ def complete_checkout_start(*, order: Order, payment_id: int | None) -> Workflow
     advanced right here: the order is paid with its tickets before the
     provider gets its answer, with no round trip through a worker. Inside one,
     the run starts with the caller's commit and a worker advances it."""
-    key = f"order:{order.code}"
-    data = {"order_code": order.code, "payment_id": payment_id}
+    key = f"order:{order_code}"
+    data = {"order_code": order_code, "payment_id": payment_id}
     if transaction.get_connection().in_atomic_block:
-        return start(WORKFLOW, key, data, organization=order.organization_id)
-    done = run_in_one_transaction(WORKFLOW, key, data, organization_id=order.organization_id)
+        return start(WORKFLOW, key, data, organization=organization_id)
+    done = run_in_one_transaction(WORKFLOW, key, data, organization_id=organization_id)
     if done is not None:
         return done
-    run, lease = start_claimed(WORKFLOW, key, data, organization=order.organization_id)
+    run, lease = start_claimed(WORKFLOW, key, data, organization=organization_id)
     return run if lease is None else advance_claimed(run, lease)

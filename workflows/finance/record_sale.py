@@ -15,8 +15,9 @@ from ticketing.models import Order
 def record_sale(*, order: Order, payment_id: int | None) -> None:
     if payment_id is None:
         return  # a free order: no money moved
-    payment = Payment.objects.filter(pk=payment_id).values("succeeded_at", "currency").first()
-    if payment is None:
+    try:
+        payment = Payment.objects.values("succeeded_at", "currency").get(pk=payment_id)
+    except Payment.DoesNotExist:
         return
     ledger_record_sale(
         order_id=order.pk,

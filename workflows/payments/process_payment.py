@@ -19,16 +19,16 @@ from django.dispatch import receiver
 
 from payments.selectors import payment_list_succeeded_for_unpaid_orders
 from payments.signals import payment_succeeded
-from ticketing.models import Order
 from workflows.checkout.complete import complete_checkout_start
 
 logger = logging.getLogger(__name__)
 
 
 @receiver(payment_succeeded, dispatch_uid="workflows.payments.process_payment")
-def on_payment_succeeded(sender: type, *, payment_id: int, order_id: int, **kwargs: Any) -> None:
-    order = Order.objects.get(pk=order_id)
-    complete_checkout_start(order=order, payment_id=payment_id)
+def on_payment_succeeded(
+    sender: type, *, payment_id: int, order_code: str, organization_id: int, **kwargs: Any
+) -> None:
+    complete_checkout_start(order_code=order_code, organization_id=organization_id, payment_id=payment_id)
 
 
 def complete_paid_orders(*, limit: int = 100) -> int:
@@ -36,6 +36,8 @@ def complete_paid_orders(*, limit: int = 100) -> int:
     whose order is not paid yet. Idempotent (runs are keyed by order)."""
     started = 0
     for payment in payment_list_succeeded_for_unpaid_orders(limit=limit):
-        complete_checkout_start(order=payment.order, payment_id=payment.pk)
+        complete_checkout_start(
+            order_code=payment.order.code, organization_id=payment.order.organization_id, payment_id=payment.pk
+        )
         started += 1
     return started

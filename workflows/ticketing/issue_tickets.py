@@ -7,7 +7,9 @@ outbox, so it is neither lost nor sent twice."""
 
 from __future__ import annotations
 
-from ticketing.models import EmailKind, Order, Ticket
+from collections.abc import Sequence
+
+from ticketing.models import EmailKind, Order, OrderLine, Ticket
 from ticketing.services.emails import email_delivery_record
 from ticketing.services.tickets import tickets_issue
 from workflows.engine import enqueue
@@ -15,8 +17,8 @@ from workflows.engine import enqueue
 SEND_EMAIL_TASK = "ticketing.tasks.send_email_delivery"
 
 
-def issue_tickets(*, order: Order) -> list[Ticket]:
-    tickets = tickets_issue(order=order)
+def issue_tickets(*, order: Order, lines: Sequence[OrderLine] | None = None) -> list[Ticket]:
+    tickets = tickets_issue(order=order, lines=lines)
     send_buyer_email(order=order, kind=EmailKind.TICKETS, dedup_key=f"tickets:{order.code}")
     return tickets
 
