@@ -1,6 +1,11 @@
-"""The ticket e-mail: one inline QR image per ticket, each pixel for pixel the
-symbol segno draws for the ticket's signed code (our PNG writer replaces
-segno's, ten times slower), and the whole send in five statements."""
+"""The ticket e-mail: one inline QR image per ticket, each a symbol that a
+reader decodes to exactly the ticket's signed code (level M or better, mask
+0, never a Micro QR), pixel for pixel what zxing-cpp draws for it, and the
+whole send in five statements.
+
+The e-mail's symbols come from zxing-cpp's encoder (zint); they are checked
+with zxing-cpp's reader, which is checked in turn on segno's symbols (pages
+draw those), so the check does not rest on one encoder."""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import io
 from email.message import Message
 
 import pytest
+import segno
+import zxingcpp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core import mail
 from django.core.mail import EmailMultiAlternatives
@@ -17,7 +24,7 @@ from PIL import Image
 from tests.factories import EventFactory, TicketTypeFactory, issued_order, large_installation_claims
 from tests.seating.factories import make_hall
 from ticketing.models import EmailDelivery, EmailKind, TicketType
-from ticketing.qr import qr_code, qr_png
+from ticketing.qr import MASK, QUIET_ZONE, qr_code, qr_png, qr_symbol
 from ticketing.services.emails import email_delivery_record, email_delivery_send
 from ticketing.services.signing_keys import ticket_code_for
 from ticketing.ticket_codes import new_kid, ticket_code_encode
@@ -39,6 +46,24 @@ def _segno_png(token: str, *, scale: int) -> bytes:
     return out.getvalue()
 
 
+def _read(png: bytes) -> zxingcpp.Barcode:
+    """The one symbol a reader finds in `png`, whatever its kind (a Micro QR
+    would be found too, and fail the format check)."""
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    assert len(found) == 1
+    return found[0]
+
+
+def _assert_reads_as(png: bytes, code: str, *, level: str = "M") -> zxingcpp.Barcode:
+    symbol = _read(png)
+    assert symbol.format == zxingcpp.BarcodeFormat.QRCode
+    assert symbol.symbology_identifier == "]Q1"  # model 2, no ECI: the plain text, as every reader takes it
+    assert symbol.bytes == code.encode("ascii") and symbol.text == code
+    assert symbol.ec_level == level
+    assert symbol.extra["DataMask"] == MASK
+    return symbol
+
+
 def _images(message: Message) -> dict[str, bytes]:
     """Content-ID -> PNG of each inline image."""
     images = {}
@@ -50,36 +75,59 @@ def _images(message: Message) -> dict[str, bytes]:
     return images
 
 
+@pytest.fixture
+def codes() -> list[str]:
+    """Real signed codes: general admission, a seat, and the longest kind
+    (ids of a large, long-running installation)."""
+    ga = TicketTypeFactory()
+    hall = make_hall(EventFactory(), rows=(("A", 2),))
+    seated = TicketType.objects.get(event=hall.event)
+    orders = (issued_order(ga.event, [(ga, None), (ga, None)]), issued_order(hall.event, [(seated, hall.seat("A", 1))]))
+    signed = [ticket_code_for(ticket=ticket) for order in orders for ticket in order.tickets.select_related("event")]
+    big = large_installation_claims()
+    signed.append(ticket_code_encode(claims=big, kid=new_kid(), private_key=Ed25519PrivateKey.generate()))
+    return signed
+
+
 # --- the PNG ------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("scale", [5, 1, 8])
-def test_the_png_is_segnos_symbol_pixel_for_pixel(scale):
-    # given real signed codes: general admission, a seat, and the longest
-    # kind (ids of a large, long-running installation)
-    ga = TicketTypeFactory()
-    hall = make_hall(EventFactory(), rows=(("A", 2),))
-    seated = TicketType.objects.get(event=hall.event)
-    orders = (issued_order(ga.event, [(ga, None), (ga, None)]), issued_order(hall.event, [(seated, hall.seat("A", 1))]))
-    codes = [ticket_code_for(ticket=ticket) for order in orders for ticket in order.tickets.select_related("event")]
-    big = large_installation_claims()
-    codes.append(ticket_code_encode(claims=big, kid=new_kid(), private_key=Ed25519PrivateKey.generate()))
-
+def test_the_png_reads_as_the_code(codes, scale):
     for code in codes:
         # when
-        ours = _pixels(qr_png(code, scale=scale))
+        png = qr_png(code, scale=scale)
 
-        # then: the same image as segno's writer, and that is the symbol
-        assert ours == _pixels(_segno_png(code, scale=scale))
-        fmt, (width, height), pixels = ours
-        qr = qr_code(code)
-        side = len(qr.matrix) + 2 * qr.default_border_size
-        assert (fmt, width, height) == ("PNG", side * scale, side * scale)
-        assert qr.error == "M" and qr.mask == 0 and not qr.is_micro
-        row = (qr.default_border_size + 3) * scale  # the middle of the top-left finder pattern
+        # then: a reader gets the code back, from a symbol no larger than
+        # segno's at the same level
+        symbol = _assert_reads_as(png, code)
+        assert int(symbol.extra["Version"]) <= qr_code(code).version
+
+        # and the image is zxing-cpp's drawing of it, pixel for pixel
+        fmt, (width, height), pixels = _pixels(png)
+        drawn = qr_symbol(code).to_image(scale=scale, add_quiet_zones=True)
+        assert (fmt, (width, height)) == ("PNG", drawn.shape)
+        assert pixels == bytes(drawn)
+        row = (QUIET_ZONE + 3) * scale  # the middle of the top-left finder pattern
         assert pixels[row * width : row * width + 2 * scale].count(255) == 2 * scale  # quiet zone: light
         assert pixels[row * width + row] == 0  # finder: dark
+
+
+@pytest.mark.django_db
+def test_the_reader_reads_segnos_symbols_alike(codes):
+    # the check above is not zxing-cpp agreeing with itself: its reader takes
+    # segno's symbols (another encoder) the same way
+    for code in codes:
+        symbol = _assert_reads_as(_segno_png(code, scale=5), code)
+        assert int(symbol.extra["Version"]) == qr_code(code).version
+
+
+def test_a_short_code_gets_the_highest_level_that_fits_the_same_size():
+    # segno's rule too: "T1.abc" fits version 1 even at level H
+    symbol = _assert_reads_as(qr_png("T1.abc"), "T1.abc", level="H")
+    assert symbol.extra["Version"] == "1"
+    assert segno.make("T1.abc", error="m", micro=False).error == "H"
 
 
 def test_the_png_is_one_bit_greyscale():
@@ -114,7 +162,7 @@ def test_the_ticket_email_carries_each_tickets_own_symbol(django_assert_num_quer
     assert sorted(images) == sorted(f"<ticket-{t.pk}>" for t in tickets)
     for ticket in tickets:
         assert f'src="cid:ticket-{ticket.pk}"' in html
-        assert _pixels(images[f"<ticket-{ticket.pk}>"]) == _pixels(_segno_png(codes[ticket.pk], scale=5))
+        _assert_reads_as(images[f"<ticket-{ticket.pk}>"], codes[ticket.pk])
         assert ticket.seat is not None and f"seat {ticket.seat.label}" in sent.body
         assert ticket.code[:8] in sent.body
     assert seated.name in sent.body and order.code in sent.body
