@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import segno
+import zxingcpp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
@@ -16,12 +17,13 @@ from django.template import Context, Template
 from django.test import override_settings
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from tests.concurrency import run_concurrently
 from tests.factories import EventFactory, TicketTypeFactory, issued_order, large_installation_claims
 from ticketing.exceptions import InvalidState
 from ticketing.models import AuditLogEntry, Event, EventSigningKey, Ticket, TicketType
-from ticketing.qr import MASK
+from ticketing.qr import MASK, QUIET_ZONE, qr_png
 from ticketing.services.signing_keys import (
     event_public_keys,
     signing_key_for_event,
@@ -602,47 +604,105 @@ def test_codes_stay_small():
 # --- QR rendering ---------------------------------------------------------------------
 
 
-def _path_data(svg: str) -> str:
-    """The drawing of the dark modules (segno draws them as one stroked path)."""
-    match = re.search(r'<path[^>]* stroke="#000" d="([^"]+)"', svg)
-    assert match, svg
-    return match.group(1)
+_SVG_OPENING = re.compile(
+    r'<svg role="img" aria-label="([^"]*)" width="(\d+)" height="(\d+)" viewBox="0 0 (\d+) (\d+)" class="ticket-qr"'
+)
+
+_PATH_COMMAND = re.compile(r"([Mmh])(-?[\d.]+)(?: (-?[\d.]+))?")
+
+
+def _modules(svg: str) -> list[list[bool]]:
+    """The module grid (True dark) an SVG from `qr_svg` shows, quiet zone
+    included: its viewBox is a module a unit, on a white square, and its one
+    black path is a stroke 1 unit wide along runs of dark modules."""
+    opening = _SVG_OPENING.search(svg)
+    assert opening, svg
+    side = int(opening.group(4))
+    # square, 4 pixels a module where no CSS sizes it
+    assert opening.group(2, 3, 5) == (str(4 * side), str(4 * side), str(side))
+    assert f'<path fill="#fff" d="M0 0h{side}v{side}h-{side}z"/>' in svg  # an opaque background for scanners
+    dark = re.findall(r'<path stroke="#000" d="([^"]+)"/>', svg)
+    assert len(dark) == 1 and "stroke-width" not in svg and "transform" not in svg, svg
+    assert dark[0].startswith("M") and _PATH_COMMAND.sub("", dark[0]) == ""  # nothing but moves and lines
+    grid = [[False] * side for _ in range(side)]
+    x = y = 0.0
+    for command, dx, dy in _PATH_COMMAND.findall(dark[0]):
+        if command == "M":
+            x, y = float(dx), float(dy)
+        elif command == "m":
+            x, y = x + float(dx), y + float(dy)
+        else:
+            assert y % 1 == 0.5 and x % 1 == 0 and float(dx) > 0  # along the middle of a row of modules
+            assert 0 < y < side and x >= 0 and x + float(dx) <= side  # inside the picture
+            for column in range(int(x), int(x + float(dx))):
+                assert not grid[int(y)][column]  # each module drawn once
+                grid[int(y)][column] = True
+            x += float(dx)
+    return grid
+
+
+def _read_svg(svg: str) -> zxingcpp.Barcode:
+    """What a reader finds in the SVG, rasterized at 4 pixels a module."""
+    grid = _modules(svg)
+    image = Image.new("L", (len(grid), len(grid)), 255)
+    image.putdata([0 if dark else 255 for row in grid for dark in row])
+    found = zxingcpp.read_barcodes(image.resize((4 * len(grid),) * 2, Image.Resampling.NEAREST))
+    assert len(found) == 1
+    return found[0]
+
+
+def _render(token: str) -> str:
+    return Template("{% load qr %}{{ code|qr_svg }}").render(Context({"code": token}))
 
 
 @pytest.mark.django_db
-def test_the_qr_is_drawn_by_segno_when_the_template_renders(monkeypatch):
-    # given a spy on segno
-    calls: list[str] = []
-    real_make = segno.make
-
-    def spy(content, *args, **kwargs):
-        calls.append(content)
-        return real_make(content, *args, **kwargs)
-
-    monkeypatch.setattr(segno, "make", spy)
-
-    # when a code is made, nothing is drawn yet
+def test_the_page_qr_reads_as_exactly_the_tickets_code():
+    # given two tickets' codes
     ticket = _make_ticket()
     token = ticket_code_for(ticket=ticket)
-    assert calls == []
+    other = ticket_code_for(ticket=_make_ticket(event=ticket.event))
 
-    # and when a page renders it, the QR is drawn from the code
+    # when a page renders them
     html = Template("{% load qr %}<p>{{ code|qr_svg:label }}</p>").render(
         Context({"code": token, "label": 'Ticket for "Jane" <A12>'})
     )
-    assert calls == [token]
+
+    # then each reads as exactly its own code: a QR symbol (never a Micro QR),
+    # level M or better, mask fixed
+    symbol = _read_svg(html)
+    assert symbol.format == zxingcpp.BarcodeFormat.QRCode
+    assert symbol.bytes == token.encode("ascii") and symbol.text == token
+    assert symbol.ec_level in {"M", "Q", "H"} and symbol.extra["DataMask"] == MASK
+    assert _read_svg(_render(other)).text == other
+    # labelled for screen readers, the label escaped
     assert html.startswith('<p><svg role="img" aria-label="Ticket for &quot;Jane&quot; &lt;A12&gt;" ')
-    assert '<title>Ticket for "Jane" &lt;A12&gt;</title>' in html
-    assert 'class="ticket-qr"' in html and html.endswith("</svg></p>")
-    # the drawing is the QR symbol of exactly this code
-    assert _path_data(html) == _path_data(real_make(token, error="m", micro=False, mask=MASK).svg_inline())
-    other = ticket_code_for(ticket=_make_ticket(event=ticket.event))
-    assert _path_data(Template("{% load qr %}{{ code|qr_svg }}").render(Context({"code": other}))) != _path_data(html)
+    assert "<title>Ticket for &quot;Jane&quot; &lt;A12&gt;</title>" in html
+    assert html.endswith("</svg></p>")
+    # and the code is only encoded, never written out
+    assert token[len(PREFIX) :][:8] not in html and "<text" not in html
+
+
+@pytest.mark.django_db
+def test_the_page_shows_the_same_symbol_as_the_email():
+    token = ticket_code_for(ticket=_make_ticket())
+    grid = _modules(_render(token))
+    png = Image.open(io.BytesIO(qr_png(token, scale=1))).convert("L")
+    assert png.size == (len(grid), len(grid))
+    assert png.tobytes() == bytes(0 if dark else 255 for row in grid for dark in row)
+    # with a light quiet zone all round
+    border = [row[:QUIET_ZONE] + row[-QUIET_ZONE:] for row in grid] + grid[:QUIET_ZONE] + grid[-QUIET_ZONE:]
+    assert not any(any(row) for row in border)
+
+
+@given(st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=160))
+@settings(max_examples=60, deadline=None)
+def test_any_text_reads_back_from_the_page_qr(text):
+    assert _read_svg(_render(text)).text == text
 
 
 def test_the_qr_filter_has_a_default_label_and_renders_nothing_without_a_code():
-    html = Template("{% load qr %}{{ code|qr_svg }}").render(Context({"code": _OFFLINE_TOKEN}))
+    html = _render(_OFFLINE_TOKEN)
     assert 'aria-label="Ticket QR code"' in html and "<title>Ticket QR code</title>" in html
-    assert '<path fill="#fff"' in html  # an opaque background for scanners
-    assert Template("{% load qr %}{{ code|qr_svg }}").render(Context({"code": ""})) == ""
+    assert _read_svg(html).text == _OFFLINE_TOKEN
+    assert _render("") == ""
     assert Template("{% load qr %}{{ missing|qr_svg }}").render(Context({})) == ""
