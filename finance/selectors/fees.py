@@ -18,9 +18,10 @@ DEFAULT_FEE_RULES = FeeRules(
 
 def fee_rules_for(*, organization_id: int, event_id: int | None) -> FeeRules:
     """The newest schedule version for the event, else the organization's default."""
+    # One filter() on the columns themselves (no relation lookup): this runs
+    # on every checkout start.
     schedule = (
-        FeeSchedule.objects.filter(organization_id=organization_id)
-        .filter(Q(event_id=event_id) | Q(event__isnull=True))
+        FeeSchedule.objects.filter(Q(event_id=event_id) | Q(event_id__isnull=True), organization_id=organization_id)
         .order_by(F("event_id").asc(nulls_last=True), "-version")  # event-specific first
         .first()
     )

@@ -13,6 +13,7 @@ made (it honours the key too).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -55,12 +56,22 @@ def _session_record(
     cancel_url: str,
     expires_at: datetime,
     durable: bool = True,
+    order_is_current: bool = False,
 ) -> PaymentSession:
     """Phase 1: the rows, or the ones an earlier call with this key made.
     `durable`: the provider is called over the network right after this, which
-    must never happen inside a caller's transaction."""
+    must never happen inside a caller's transaction. The refusals are raised
+    after the block, which then wrote nothing: without `durable` it has no
+    savepoint, and a caller may still go on after catching one."""
     with transaction.atomic(durable=durable, savepoint=durable):
-        current = Order.objects.filter(pk=order.pk).values("status", "total_cents", "currency").first()
+        current: Mapping[str, Any] | None
+        if order_is_current:
+            current = {"status": order.status, "total_cents": order.total_cents, "currency": order.currency}
+        else:
+            try:
+                current = Order.objects.values("status", "total_cents", "currency").get(pk=order.pk)
+            except Order.DoesNotExist:
+                current = None
         session: PaymentSession | None = None
         if current is not None and current["status"] == OrderStatus.PENDING and current["total_cents"] > 0:
             session = PaymentSession(
@@ -90,10 +101,10 @@ def _session_record(
             # unique index let us through once it committed) made the rows;
             # it stands even if the order is no longer payable.
             session = PaymentSession.objects.filter(idempotency_key=idempotency_key).first()
-            if session is None:
-                if current is None or current["status"] != OrderStatus.PENDING:
-                    raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
-                raise OrderNotPayable("There is nothing to pay on this order.", detail={"order": order.pk})
+    if session is None:
+        if current is None or current["status"] != OrderStatus.PENDING:
+            raise OrderNotPayable(detail={"order": order.pk, "status": current and current["status"]})
+        raise OrderNotPayable("There is nothing to pay on this order.", detail={"order": order.pk})
     if session.order_id != order.pk or session.provider != provider:
         raise IdempotencyKeyReused(
             detail={"idempotency_key": idempotency_key, "order": session.order_id, "provider": session.provider}
@@ -153,6 +164,7 @@ def payment_session_create(
     cancel_url: str = "",
     expires_at: datetime | None = None,
     by: Any = None,
+    order_is_current: bool = False,
 ) -> PaymentSession:
     """Open a hosted payment page for a pending order at `provider`; the buyer
     goes to the returned session's `payment_url`.
@@ -165,7 +177,9 @@ def payment_session_create(
     inside a transaction, unless the provider is in process (the sandbox):
     others are called over the network. Raises
     OrderNotPayable, ProviderUnknown, ProviderUnavailable (retry with the same
-    key) or ProviderRejected."""
+    key) or ProviderRejected. `order_is_current`: the caller made `order` in
+    its transaction, or read it just now, so its status and total are taken
+    as they are rather than read again."""
     _check_key(idempotency_key)
     backend = get_provider(provider)
     now = timezone.now()
@@ -181,19 +195,29 @@ def payment_session_create(
         success_url=success_url or f"{site}/",
         cancel_url=cancel_url or f"{site}/",
         expires_at=expires_at,
+        order_is_current=order_is_current,
     )
     if backend.in_process:
         # The provider is our own database: the three phases are one
         # transaction (the caller's, if any), and the row just inserted needs
-        # no second lock. A refusal (key reused, order not payable) undoes
-        # only this block's savepoint.
-        with transaction.atomic():
-            session = record(durable=False)
-            if session.status != PaymentSessionStatus.CREATED:
-                return session
-            created = backend.create_session(_session_request(session, order), idempotency_key=idempotency_key)
-            _session_store(session, created=created, by=by)
-            return session
+        # no second lock. No savepoint inside a caller's transaction (two
+        # statements of the checkout's hot path): a refusal (key reused, order
+        # not payable) wrote nothing and is raised after the block, so a caller
+        # may go on after catching one; any other failure fails the caller's
+        # transaction too.
+        refusal: IdempotencyKeyReused | OrderNotPayable | None = None
+        with transaction.atomic(savepoint=False):
+            try:
+                session = record(durable=False)
+            except (IdempotencyKeyReused, OrderNotPayable) as exc:
+                refusal = exc
+            else:
+                if session.status == PaymentSessionStatus.CREATED:
+                    created = backend.create_session(_session_request(session, order), idempotency_key=idempotency_key)
+                    _session_store(session, created=created, by=by)
+        if refusal is not None:
+            raise refusal
+        return session
     session = record()
     if session.status != PaymentSessionStatus.CREATED:
         return session

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from payments.exceptions import IdempotencyKeyReused, OrderNotPayable, ProviderUnknown
 from payments.models import (
@@ -22,7 +23,7 @@ from payments.selectors import payment_for_order, payment_list_succeeded_for_unp
 from payments.services import payment_session_create, payment_session_expire, payment_status_fetch
 from tests.payments.factories import make_order
 from ticketing.exceptions import InvalidInput
-from ticketing.models import AuditLogEntry, OrderStatus
+from ticketing.models import AuditLogEntry, Order, OrderStatus
 
 
 def test_a_session_is_opened_at_the_sandbox(order):
@@ -121,6 +122,45 @@ def test_an_in_process_provider_opens_its_session_in_the_callers_transaction(ord
     session = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
     assert session.status == PaymentSessionStatus.OPEN
     assert SandboxSession.objects.count() == 1
+
+
+def test_a_refusal_leaves_the_callers_transaction_usable(order):
+    # The in-process session has no savepoint of its own: its refusals must
+    # have written nothing and be raised outside its block.
+    with transaction.atomic():
+        payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+        with pytest.raises(OrderNotPayable):
+            payment_session_create(
+                order=make_order(status=OrderStatus.CANCELLED), provider="sandbox", idempotency_key="other"
+            )
+        with pytest.raises(IdempotencyKeyReused):
+            payment_session_create(order=make_order(), provider="sandbox", idempotency_key="k")
+        assert PaymentSession.objects.count() == 1  # still usable
+
+    assert PaymentSession.objects.get().status == PaymentSessionStatus.OPEN
+    assert SandboxSession.objects.count() == 1
+
+
+def test_the_order_is_read_again_unless_the_caller_vouches_for_it(order):
+    # given: the order was cancelled since the caller read it
+    stale = Order.objects.get(pk=order.pk)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+
+    # then: its state is read again, and the session refused
+    with pytest.raises(OrderNotPayable):
+        payment_session_create(order=stale, provider="sandbox", idempotency_key="k")
+    assert not PaymentSession.objects.exists()
+
+    # given: an order the caller has just made, in its own transaction
+    fresh = make_order()
+    with CaptureQueriesContext(connection) as captured:
+        session = payment_session_create(
+            order=fresh, provider="sandbox", idempotency_key="fresh", order_is_current=True
+        )
+
+    # then: it is not read again
+    assert session.status == PaymentSessionStatus.OPEN
+    assert not [q for q in captured.captured_queries if 'FROM "ticketing_order"' in q["sql"]]
 
 
 def test_expiring_an_unpaid_session_closes_it_everywhere(

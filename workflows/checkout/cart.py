@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +37,15 @@ class PricedLine:
 
 
 @dataclass(frozen=True)
+class CartRows:
+    """The rows the pricing read: the event and the cart's ticket types by id
+    (each with `event` loaded, as TicketType.check_orderable needs)."""
+
+    event: Event
+    ticket_types: dict[int, TicketType]
+
+
+@dataclass(frozen=True)
 class PricedCart:
     event_id: int
     organization_id: int
@@ -44,13 +53,18 @@ class PricedCart:
     lines: list[PricedLine]
     donation_cents: int
     fees: dict[str, Any]
+    # Kept for the rest of this request (it need not read them again); never
+    # part of the JSON, which is all a later pass in another process gets.
+    rows: CartRows | None = field(default=None, compare=False, repr=False)
 
     @property
     def total_cents(self) -> int:
         return int(self.fees["total_cents"])
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, rows=None))
+        del data["rows"]
+        return data
 
 
 def _int(value: Any, *, name: str) -> int:
@@ -86,9 +100,17 @@ def cart_price(
 ) -> PricedCart:
     """Validate the cart against the event and price it. Raises a DomainError
     naming the first problem; reads only."""
-    event = Event.objects.filter(pk=event_id).first()
-    if event is None:
-        raise NotFound("This event does not exist.", detail={"event": event_id})
+    # The event comes with its ticket types, in one statement (unordered:
+    # TicketType.Meta.ordering would sort by the event's columns too); it is
+    # read alone only if it has none.
+    event_types = list(TicketType.objects.filter(event_id=event_id).select_related("event").order_by())
+    if event_types:
+        event = event_types[0].event
+    else:
+        try:
+            event = Event.objects.get(pk=event_id)
+        except Event.DoesNotExist:
+            raise NotFound("This event does not exist.", detail={"event": event_id}) from None
     if not event.is_on_sale:
         raise NotOnSale("This event is not on sale.", detail={"event": event_id})
     donation = _int(donation_cents or 0, name="donation_cents")
@@ -108,11 +130,7 @@ def cart_price(
     if not quantities and not seats:
         raise InvalidInput("Choose at least one ticket or seat.", detail={"code": "empty_cart"})
 
-    types = {
-        t.pk: t
-        for t in TicketType.objects.filter(event_id=event.pk).select_related("event")
-        if t.pk in quantities or t.kind == TicketKind.SEATED
-    }
+    types = {t.pk: t for t in event_types if t.pk in quantities or t.kind == TicketKind.SEATED}
     lines: list[PricedLine] = []
     for ticket_type_id, quantity in sorted(quantities.items()):
         ticket_type = types.get(ticket_type_id)
@@ -156,4 +174,5 @@ def cart_price(
         lines=lines,
         donation_cents=donation,
         fees=fees.as_snapshot(),
+        rows=CartRows(event=event, ticket_types=types),
     )

@@ -21,6 +21,7 @@ hold expires unpaid or the buyer gives up (workflows.checkout.cancel).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -37,7 +38,7 @@ from ticketing.models import Event, Order
 from ticketing.models.order import new_public_code
 from ticketing.services.orders import LineSpec, order_cancel, order_create_pending
 from workflows.checkout.cancel import close_payment_session
-from workflows.checkout.cart import PricedCart, buyer_clean, cart_price
+from workflows.checkout.cart import CartRows, PricedCart, buyer_clean, cart_price
 from workflows.checkout.complete import complete_order
 from workflows.engine import Context, RetryPolicy, advance_claimed, cancel, start_claimed, workflow
 from workflows.engine.one_transaction import run_in_one_transaction
@@ -56,11 +57,38 @@ SESSION_RETRY = RetryPolicy(
 )
 
 
+# --- what the request already holds ------------------------------------------------
+
+
+@dataclass
+class _InMemory:
+    """For the run's pass in one transaction, in the request that priced its
+    cart: the rows the pricing read, and the order once placed."""
+
+    order_code: str
+    rows: CartRows
+    order: Order | None = None
+
+
+# Set only around that pass. The cart's rows were read moments before it, with
+# no lock: read again inside it they would lock nothing and see no more (READ
+# COMMITTED), and the reservation checks them again as they are. The order
+# was made in that same transaction, which nobody else sees before it commits,
+# so it is still as made. Any other pass (a retry, a worker) reads both.
+_in_memory: ContextVar[_InMemory | None] = ContextVar("checkout_in_memory", default=None)
+
+
+def _held(data: dict[str, Any]) -> _InMemory | None:
+    held = _in_memory.get()
+    return held if held is not None and held.order_code == data["order_code"] else None
+
+
 # --- the steps ----------------------------------------------------------------------
 
 
 def create_order(data: dict[str, Any]) -> dict[str, Any]:
     cart = data["cart"]
+    held = _held(data)
     lines: list[LineSpec] = []
     for line in cart["lines"]:
         if line["seat_ids"]:
@@ -71,7 +99,7 @@ def create_order(data: dict[str, Any]) -> dict[str, Any]:
             lines.append(LineSpec(line["ticket_type_id"], line["quantity"], line["unit_price_cents"]))
     fees = cart["fees"]
     order = order_create_pending(
-        event=Event.objects.get(pk=cart["event_id"]),
+        event=held.rows.event if held is not None else Event.objects.get(pk=cart["event_id"]),
         buyer_name=data["buyer_name"],
         buyer_email=data["buyer_email"],
         lines=lines,
@@ -82,6 +110,8 @@ def create_order(data: dict[str, Any]) -> dict[str, Any]:
         expires_at=datetime.fromisoformat(data["expires_at"]),
         code=data["order_code"],
     )
+    if held is not None:
+        held.order = order
     return {"order_id": order.pk}
 
 
@@ -96,12 +126,14 @@ def place_order(data: dict[str, Any]) -> dict[str, Any]:
     held only for the end of this transaction."""
     cart = data["cart"]
     order = create_order(data)
+    held = _held(data)
     reservation = reserve_inventory(
         event_id=cart["event_id"],
         order_code=data["order_code"],
         lines=cart["lines"],
         expires_at=datetime.fromisoformat(data["expires_at"]),
         seat_hold_token=data.get("seat_hold_token", ""),
+        ticket_types=held.rows.ticket_types if held is not None else None,
     )
     return {**order, **reservation}
 
@@ -114,7 +146,11 @@ def unplace_order(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_payment_session(data: dict[str, Any], order_id: int, idempotency_key: str) -> dict[str, Any]:
-    order = Order.objects.select_related("event").get(pk=order_id)
+    held = _held(data)
+    if held is not None and held.order is not None and held.order.pk == order_id:
+        order = held.order
+    else:
+        order = Order.objects.select_related("event").get(pk=order_id)
     session = payment_session_create(
         order=order,
         provider=data["provider"],
@@ -122,6 +158,8 @@ def open_payment_session(data: dict[str, Any], order_id: int, idempotency_key: s
         success_url=f"{data['return_url']}?status=paid",
         cancel_url=f"{data['return_url']}?status=cancelled",
         expires_at=order.expires_at,
+        # Made in this transaction or read just now: no second read of it.
+        order_is_current=True,
     )
     return {"session_id": session.pk, "payment_url": session.payment_url}
 
@@ -232,7 +270,11 @@ def start_checkout(**request: Any) -> CheckoutStarted:
     if data["session_in_process"]:
         # Every step is local: the whole start is one transaction, unless
         # something fails, which the recorded way below then does and records.
-        done = run_in_one_transaction(WORKFLOW, key, data, organization_id=cart.organization_id)
+        token = _in_memory.set(_InMemory(data["order_code"], cart.rows) if cart.rows is not None else None)
+        try:
+            done = run_in_one_transaction(WORKFLOW, key, data, organization_id=cart.organization_id)
+        finally:
+            _in_memory.reset(token)
         if done is not None:
             return checkout_outcome(done)
     run, lease = start_claimed(WORKFLOW, key, data, organization=cart.organization_id)

@@ -28,12 +28,15 @@ def reserve_inventory(
     lines: Sequence[Mapping[str, Any]],
     expires_at: datetime,
     seat_hold_token: str = "",
+    ticket_types: Mapping[int, TicketType] | None = None,
 ) -> dict[str, Any]:
     """Hold every line's inventory; returns the hold ids (for release/finalize).
 
     With `seat_hold_token`, the seats must be exactly that live hold's: it is
     adopted (SeatHoldExpired, SeatHoldMismatch, ... otherwise, and the step
-    fails). A token without seats in the cart is ignored."""
+    fails). A token without seats in the cart is ignored. `ticket_types`: the
+    lines' ticket types by id (with `event` loaded) if the caller has read them
+    already; capacity_reserve checks them again either way."""
     seat_ids = [seat_id for line in lines for seat_id in line["seat_ids"]]
     seat_hold = None
     if seat_ids and seat_hold_token:
@@ -51,10 +54,11 @@ def reserve_inventory(
 
     capacity_holds: list[int] = []
     ga_lines = [line for line in lines if not line["seat_ids"]]
-    types = {
-        t.pk: t
-        for t in TicketType.objects.select_related("event").filter(pk__in=[line["ticket_type_id"] for line in ga_lines])
-    }
+    types = dict(ticket_types or {})
+    missing = [line["ticket_type_id"] for line in ga_lines if line["ticket_type_id"] not in types]
+    if missing:
+        # Unordered: TicketType.Meta.ordering would sort by the event's columns too.
+        types.update((t.pk, t) for t in TicketType.objects.select_related("event").filter(pk__in=missing).order_by())
     # Ticket types in id order: the documented lock order.
     for line in sorted(ga_lines, key=lambda line: line["ticket_type_id"]):
         hold = capacity_reserve(
