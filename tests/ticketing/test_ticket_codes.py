@@ -646,7 +646,11 @@ def _read_svg(svg: str) -> zxingcpp.Barcode:
     grid = _modules(svg)
     image = Image.new("L", (len(grid), len(grid)), 255)
     image.putdata([0 if dark else 255 for row in grid for dark in row])
-    found = zxingcpp.read_barcodes(image.resize((4 * len(grid),) * 2, Image.Resampling.NEAREST))
+    # Matrix codes only, as a gate scanner reads: a 1-D reader now and then
+    # "finds" a short ITF barcode in a QR symbol's modules.
+    found = zxingcpp.read_barcodes(
+        image.resize((4 * len(grid),) * 2, Image.Resampling.NEAREST), formats=zxingcpp.BarcodeFormat.AllMatrix
+    )
     assert len(found) == 1
     return found[0]
 
