@@ -11,6 +11,7 @@ ticketing.locks.lock_timeout(), so a long wait becomes Busy ("try again").
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import QuerySet
 
 from payments.exceptions import PaymentNotFound, PaymentSessionNotFound
 from payments.models import Payment, PaymentSession, Refund
@@ -28,18 +29,25 @@ def lock_session(*, session_id: int) -> PaymentSession:
     return session
 
 
-def lock_session_and_payment(*, payment_id: int) -> tuple[PaymentSession, Payment]:
-    """The payment's session and the payment, locked in one statement (in
-    that order: PostgreSQL locks a joined row's tables in the query's FROM
-    order), with the order they are for read along, unlocked (the order comes
-    before payments in the lock order, so it is never locked here)."""
+def sessions_with_payment_for_update() -> QuerySet[PaymentSession]:
+    """Payment sessions with their payment, both locked by the statement that
+    reads them (in that order: PostgreSQL locks a joined row's tables in the
+    query's FROM order), and the order they are for read along, unlocked (the
+    order comes before payments in the lock order, so it is never locked
+    here). Unordered: filter it down to one session."""
     _assert_atomic()
+    return (
+        PaymentSession.objects.select_related("payment", "order")
+        .filter(payment__isnull=False)  # an inner join: the payment's row can be locked
+        .select_for_update(of=("self", "payment"))
+        .order_by()
+    )
+
+
+def lock_session_and_payment(*, payment_id: int) -> tuple[PaymentSession, Payment]:
+    """The payment's session and the payment, locked in one statement."""
     try:
-        session = (
-            PaymentSession.objects.select_related("payment", "order")
-            .select_for_update(of=("self", "payment"))
-            .get(payment__pk=payment_id)
-        )
+        session = sessions_with_payment_for_update().get(payment__pk=payment_id)
     except PaymentSession.DoesNotExist:
         raise PaymentNotFound(detail={"payment": payment_id}) from None
     return session, session.payment

@@ -71,14 +71,21 @@ def _lock(payment_id: int, locked: PaymentSession | None) -> tuple[PaymentSessio
     return locked, locked.payment
 
 
-def _record_provider_payment_id(payment: Payment, provider_payment_id: str) -> None:
-    if not provider_payment_id:
-        return
-    if payment.provider_payment_id and payment.provider_payment_id != provider_payment_id:
-        raise PaymentReferenceConflict(
+def _reference_conflict(payment: Payment, provider_payment_id: str) -> PaymentReferenceConflict | None:
+    """The refusal, if the provider names another payment id than the one we recorded."""
+    if provider_payment_id and payment.provider_payment_id not in ("", provider_payment_id):
+        return PaymentReferenceConflict(
             detail={"expected": payment.provider_payment_id, "received": provider_payment_id}
         )
-    payment.provider_payment_id = provider_payment_id
+    return None
+
+
+def _record_provider_payment_id(payment: Payment, provider_payment_id: str) -> None:
+    conflict = _reference_conflict(payment, provider_payment_id)
+    if conflict is not None:
+        raise conflict
+    if provider_payment_id:
+        payment.provider_payment_id = provider_payment_id
 
 
 def _close_session(session: PaymentSession, *, complete: bool, by: Any, reason: str) -> None:
@@ -137,12 +144,10 @@ def payment_mark_succeeded(
                     "received": {"amount_cents": amount_cents, "currency": currency},
                 }
             )
-        elif provider_payment_id and payment.provider_payment_id not in ("", provider_payment_id):
-            refusal = PaymentReferenceConflict(
-                detail={"expected": payment.provider_payment_id, "received": provider_payment_id}
-            )
         else:
-            _record_provider_payment_id(payment, provider_payment_id)
+            refusal = _reference_conflict(payment, provider_payment_id)
+        if refusal is None:
+            payment.provider_payment_id = provider_payment_id or payment.provider_payment_id
             payment.mark_succeeded(captured_cents=amount_cents, at=timezone.now(), by=by, reason=reason)
             payment.save(update_fields=_SAVED_FIELDS)
             _close_session(session, complete=True, by=by, reason=reason)

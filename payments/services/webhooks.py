@@ -25,6 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from payments.exceptions import WebhookMismatch, WebhookUnknownSession
+from payments.locks import sessions_with_payment_for_update
 from payments.models import Dispute, Payment, PaymentSession, Refund, WebhookEvent, WebhookOutcome
 from payments.providers import get_provider
 from payments.providers.base import EventKind, NormalizedEvent
@@ -101,27 +102,16 @@ def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required
     return problems
 
 
-def _first(sessions: Any) -> PaymentSession | None:
-    found: list[PaymentSession] = list(sessions[:1])
-    return found[0] if found else None
-
-
 def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
-    """The event's session with its payment, both locked (the payments lock
-    order, as lock_session_and_payment takes them), and its order, unlocked."""
-    sessions = (
-        PaymentSession.objects.select_related("order", "payment")
-        .filter(payment__isnull=False)  # an inner join: the payment's row can be locked
-        .select_for_update(of=("self", "payment"))
-        .order_by()
-    )
+    """The event's session with its payment, both locked, and its order."""
+    sessions = sessions_with_payment_for_update()
     session = None
     if event.provider_session_id:
-        session = _first(sessions.filter(provider=provider, provider_session_id=event.provider_session_id))
+        session = sessions.filter(provider=provider, provider_session_id=event.provider_session_id).first()
     if session is None and event.session_reference:
         # Our own reference, echoed back: finds a session whose creation
         # crashed before we stored the provider's id.
-        session = _first(sessions.filter(provider=provider, reference=event.session_reference))
+        session = sessions.filter(provider=provider, reference=event.session_reference).first()
         if session is not None and session.provider_session_id not in ("", event.provider_session_id):
             raise WebhookMismatch(detail={"provider_session_id": {"expected": session.provider_session_id}})
     if session is None:
