@@ -160,18 +160,17 @@ def capacity_sell_reference(*, reference: str, now: datetime | None = None) -> t
             return [], []
         # Under the ticket types' locks no hold of theirs can change (release,
         # expiry and sale all lock the ticket type first).
-        rows = list(of_reference.order_by().values_list("pk", "ticket_type_id", "quantity", "status"))
-        holds = [(pk, ticket_type_id, quantity) for pk, ticket_type_id, quantity, _ in rows]
-        active = [pk for pk, _, _, status in rows if status == HoldStatus.ACTIVE]
-        lapsed = [pk for pk, _, _, status in rows if status not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
+        holds = list(of_reference.order_by().values_list("pk", "ticket_type_id", "quantity", "status"))
+        active = [pk for pk, _, _, status in holds if status == HoldStatus.ACTIVE]
+        lapsed = [pk for pk, _, _, status in holds if status not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
         CapacityHold.objects.filter(pk__in=active).update(status=HoldStatus.CONVERTED, closed_at=now)
         units: dict[int, int] = {}
-        for pk, ticket_type_id, quantity in holds:
-            if pk in active:
+        for _, ticket_type_id, quantity, status in holds:
+            if status == HoldStatus.ACTIVE:
                 units[ticket_type_id] = units.get(ticket_type_id, 0) + quantity
         for ticket_type_id, quantity in sorted(units.items()):
             TicketType.objects.filter(pk=ticket_type_id).update(held=F("held") - quantity, sold=F("sold") + quantity)
-        return sorted(pk for pk, _, _ in holds if pk not in lapsed), sorted(lapsed)
+        return sorted(pk for pk, _, _, _ in holds if pk not in lapsed), sorted(lapsed)
 
 
 def capacity_return(*, ticket_type_id: int, quantity: int) -> None:

@@ -14,6 +14,7 @@ to the order page too."""
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -33,12 +34,10 @@ def track_funnel_event(*, step: str, event_id: int, order_code: str = "", quanti
         event_id=event_id, step=FunnelStep(step), order_code=order_code, quantity=quantity, created_at=timezone.now()
     )
     try:
-        if transaction.get_connection().in_atomic_block:
-            # A savepoint, so a failed insert cannot poison the caller's transaction.
-            with transaction.atomic():
-                insert_unless_exists(row, conflict=())
-        else:
-            # One statement, its own transaction: no BEGIN and COMMIT round trips.
+        # Inside a transaction, a savepoint, so a failed insert cannot poison
+        # it; outside, the one statement is its own transaction (no BEGIN and
+        # COMMIT round trips).
+        with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
             insert_unless_exists(row, conflict=())
     except DatabaseError:
         logger.warning("funnel event %s for event %s not recorded", step, event_id, exc_info=True)
