@@ -58,6 +58,7 @@ def _signal_payload(session: PaymentSession, payment: Payment) -> dict[str, Any]
         "amount_cents": payment.amount_cents,
         "currency": payment.currency,
         "status": payment.status,
+        "succeeded_at": payment.succeeded_at,
     }
 
 

@@ -22,14 +22,20 @@ from ticketing.models import AuditLogEntry, Order, OrderLine, Ticket, TicketStat
 from ticketing.models.order import new_public_code
 
 
-def tickets_issue(*, order: Order, lines: Sequence[OrderLine] | None = None) -> list[Ticket]:
+def tickets_issue(
+    *, order: Order, lines: Sequence[OrderLine] | None = None, unpaid_until_now: bool = False
+) -> list[Ticket]:
     """Create the order's tickets in one INSERT. Must run inside the caller's
     transaction that holds the order's row lock (CompleteCheckout). `lines`:
-    the order's lines, if the caller has read them already."""
+    the order's lines, if the caller has read them already. Idempotent: an
+    order's existing tickets are returned instead, unless the caller saw the
+    order unpaid under that lock (`unpaid_until_now`): an order that was
+    never paid has none."""
     assert transaction.get_connection().in_atomic_block, "tickets are issued in the payment's transaction"
-    existing = list(Ticket.objects.filter(order_id=order.pk))
-    if existing:
-        return existing
+    if not unpaid_until_now:
+        existing = list(Ticket.objects.filter(order_id=order.pk))
+        if existing:
+            return existing
     tickets = [
         Ticket(
             organization_id=order.organization_id,

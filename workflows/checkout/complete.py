@@ -14,6 +14,8 @@ refunded automatically, the buyer is told, and the run records it all."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -51,37 +53,55 @@ PROVIDER_RETRY = RetryPolicy(
 PAID_STATES = frozenset({OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED, OrderStatus.REFUNDED})
 
 
-def complete_order(*, order_code: str, payment_id: int | None) -> dict[str, Any]:
+def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, str] | None = None) -> dict[str, Any]:
     """The CompleteCheckout transaction (the step's own). Idempotent: an order
-    already paid returns at once."""
+    already paid returns at once. `paid`: the payment's `succeeded_at` (ISO
+    8601) and `currency`, if the run was started with them; otherwise the
+    payment is read for them."""
     with lock_timeout():
         order = Order.objects.select_for_update().get(code=order_code)
         if order.status in PAID_STATES:
             return {"status": "already_paid", "order_id": order.pk}
         # The money was captured whatever happens next: the sale is booked in
         # this transaction (a refund, if it comes to that, is booked against it).
-        record_sale(order=order, payment_id=payment_id)
+        record_sale(
+            order=order,
+            payment_id=payment_id,
+            paid=(datetime.fromisoformat(paid["succeeded_at"]), paid["currency"]) if paid else None,
+        )
         late = order.status != OrderStatus.PENDING or (
             order.expires_at is not None and order.expires_at < timezone.now()
         )
         lines = list(order.lines.all())
+        seated = any(line.seat_id for line in lines)
+        # Only a late order's holds, or seats, can be gone, and then a
+        # savepoint undoes the sale of the rest. An order on time (the rush)
+        # takes none: its GA holds outlive it and only the sweeper, after they
+        # lapse, takes them back.
+        guarded = late or seated
         try:
-            with transaction.atomic():
+            with transaction.atomic() if guarded else nullcontext():
+                # Not paid, so never paid before (no state leads back to
+                # unpaid): it has no tickets yet.
                 order, _ = order_mark_paid(
                     order_id=order.pk,
                     paid_at=timezone.now(),
                     reason="late payment" if late else "payment confirmed",
                     locked=order,
                 )
-                # Only an order with seats has seat holds.
-                seats = finalize_seat_holds(order_code=order.code) if any(line.seat_id for line in lines) else []
-                tickets = issue_tickets(order=order, lines=lines)
+                seats = finalize_seat_holds(order_code=order.code) if seated else []
+                tickets = issue_tickets(order=order, lines=lines, unpaid_until_now=True)
                 # Integrators hear of it if and only if this commits.
                 order_paid_publish(order_id=order.pk, organization_id=order.organization_id)
                 # GA units last: the ticket type's row lock (the hot row of a
                 # rush) is then held only for the rest of this commit.
                 finalize_capacity_holds(order_code=order.code)
         except InventoryGone as exc:
+            if not guarded:
+                # The hold lapsed between the check above and the sale: this
+                # transaction rolls back whole, and the step's retry finds the
+                # order late.
+                raise
             return {"status": "inventory_gone", "order_id": order.pk, "detail": str(exc)}
         seat_map_invalidate(event_id=order.event_id)
         transaction.on_commit(
@@ -145,7 +165,9 @@ def _complete(ctx: Context) -> dict[str, Any]:
     order_code: str = ctx.input["order_code"]
     payment_id: int | None = ctx.input.get("payment_id")
     result = ctx.step(
-        "complete_order", partial(complete_order, order_code=order_code, payment_id=payment_id), retry=NEVER_GIVE_UP
+        "complete_order",
+        partial(complete_order, order_code=order_code, payment_id=payment_id, paid=ctx.input.get("paid")),
+        retry=NEVER_GIVE_UP,
     )
     if result["status"] == "inventory_gone" and payment_id is not None:
         ctx.step(
@@ -171,16 +193,27 @@ def complete_checkout_v1(ctx: Context) -> dict[str, Any]:
     return result
 
 
-def complete_checkout_start(*, order_code: str, organization_id: int, payment_id: int | None) -> WorkflowRun:
+def complete_checkout_start(
+    *,
+    order_code: str,
+    organization_id: int,
+    payment_id: int | None,
+    succeeded_at: datetime | None = None,
+    currency: str = "",
+) -> WorkflowRun:
     """Start (idempotently) the CompleteCheckout run of an order. Many
     confirmations of one payment, or a sweeper finding it again, start one run.
+    `succeeded_at` and `currency`: the payment's, when the caller has them
+    (the run then does not read the payment for its sale).
 
     Outside a transaction (a webhook after its commit, the sweeper) the run is
     advanced right here: the order is paid with its tickets before the
     provider gets its answer, with no round trip through a worker. Inside one,
     the run starts with the caller's commit and a worker advances it."""
     key = f"order:{order_code}"
-    data = {"order_code": order_code, "payment_id": payment_id}
+    data: dict[str, Any] = {"order_code": order_code, "payment_id": payment_id}
+    if succeeded_at is not None and currency:
+        data["paid"] = {"succeeded_at": succeeded_at.isoformat(), "currency": currency}
     if transaction.get_connection().in_atomic_block:
         return start(WORKFLOW, key, data, organization=organization_id)
     done = run_in_one_transaction(WORKFLOW, key, data, organization_id=organization_id)

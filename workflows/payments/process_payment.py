@@ -13,6 +13,7 @@ runs, so no payment is ever dropped."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.dispatch import receiver
@@ -26,9 +27,22 @@ logger = logging.getLogger(__name__)
 
 @receiver(payment_succeeded, dispatch_uid="workflows.payments.process_payment")
 def on_payment_succeeded(
-    sender: type, *, payment_id: int, order_code: str, organization_id: int, **kwargs: Any
+    sender: type,
+    *,
+    payment_id: int,
+    order_code: str,
+    organization_id: int,
+    succeeded_at: datetime | None = None,
+    currency: str = "",
+    **kwargs: Any,
 ) -> None:
-    complete_checkout_start(order_code=order_code, organization_id=organization_id, payment_id=payment_id)
+    complete_checkout_start(
+        order_code=order_code,
+        organization_id=organization_id,
+        payment_id=payment_id,
+        succeeded_at=succeeded_at,
+        currency=currency,
+    )
 
 
 def complete_paid_orders(*, limit: int = 100) -> int:
@@ -37,7 +51,11 @@ def complete_paid_orders(*, limit: int = 100) -> int:
     started = 0
     for payment in payment_list_succeeded_for_unpaid_orders(limit=limit):
         complete_checkout_start(
-            order_code=payment.order.code, organization_id=payment.order.organization_id, payment_id=payment.pk
+            order_code=payment.order.code,
+            organization_id=payment.order.organization_id,
+            payment_id=payment.pk,
+            succeeded_at=payment.succeeded_at,
+            currency=payment.currency,
         )
         started += 1
     return started

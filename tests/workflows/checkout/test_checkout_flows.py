@@ -260,6 +260,81 @@ def test_a_late_payment_is_refunded_when_its_tickets_are_gone(ga):
     assert_inventory_consistent()
 
 
+@pytest.mark.parametrize("told", [True, False], ids=["told-by-the-webhook", "read-by-the-run"])
+def test_the_sale_is_booked_when_the_payment_succeeded_in_its_currency(ga, told):
+    """The webhook tells the run when the payment succeeded and in what
+    currency; a run started without them (the sweeper's, an older run)
+    reads the payment. Either way the sale is booked as of the payment."""
+    from finance.models import JournalTransaction
+    from workflows.checkout.complete import complete_checkout_start
+
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    order = Order.objects.get(code=started.order_code)
+    if told:
+        pay(started)
+    else:
+        payment = Payment.objects.get(order=order)
+        Payment.objects.filter(pk=payment.pk).update(
+            status=PaymentStatus.SUCCEEDED, captured_cents=payment.amount_cents, succeeded_at=timezone.now()
+        )
+        complete_checkout_start(order_code=order.code, organization_id=order.organization_id, payment_id=payment.pk)
+
+    payment = Payment.objects.get(order=order)
+    run = complete_run(order.code)
+    assert ("paid" in run.input) is told
+    sale = JournalTransaction.objects.get(kind="sale", source_id=str(payment.pk))
+    assert sale.effective_at == payment.succeeded_at
+    assert {entry.currency for entry in sale.entries.all()} == {payment.currency}
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PAID
+
+
+def test_a_hold_swept_while_the_order_is_completed_undoes_the_whole_sale(ga):
+    """An order on time takes no savepoint around its sale. Should its hold
+    be swept after the on-time check (its order then being late), the sale
+    is refused whole and the step's retry finds the order late."""
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from finance.models import JournalTransaction
+    from ticketing.services.capacity import capacity_expire_holds
+    from workflows.checkout.complete import complete_order
+    from workflows.seating.finalize_seats import InventoryGone
+
+    ga.capacity = 2
+    ga.save()
+    started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
+    order = Order.objects.get(code=started.order_code)
+    payment = Payment.objects.get(order=order)
+    # the money is taken (its webhook is what calls complete_order below)
+    Payment.objects.filter(pk=payment.pk).update(
+        status=PaymentStatus.SUCCEEDED, captured_cents=payment.amount_cents, succeeded_at=timezone.now()
+    )
+    # the sweeper takes the hold back (as it would once it lapsed), and the units go to a rival
+    capacity_expire_holds(ticket_type_id=ga.pk, now=order.expires_at + timedelta(seconds=1))
+    pay(_buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}]))
+
+    with pytest.raises(InventoryGone), transaction.atomic():
+        complete_order(order_code=order.code, payment_id=payment.pk)
+
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
+    assert not Ticket.objects.filter(order=order).exists()
+    assert not JournalTransaction.objects.filter(source_id=str(payment.pk)).exists()
+    assert not EmailDelivery.objects.filter(order=order).exists()
+
+    # the retry, the order's time being up by then
+    Order.objects.filter(pk=order.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    with transaction.atomic():
+        result = complete_order(order_code=order.code, payment_id=payment.pk)
+    assert result["status"] == "inventory_gone"
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
+    assert not Ticket.objects.filter(order=order).exists()
+    assert JournalTransaction.objects.filter(source_id=str(payment.pk)).count() == 1  # the money, booked
+    assert _counts(ga) == (2, 0)
+
+
 def test_a_checkout_ends_once_the_payment_page_is_open_and_the_run_records_its_steps(ga):
     started = _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])
 
