@@ -4,16 +4,21 @@ all of it commits, or nothing does and the recorded way takes over."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
-from tests.workflows.flows import FakeProvider
+from tests.workflows.flows import FakeProvider, reserve
 from tests.workflows.helpers import start_in_one_transaction_until_killed
 from ticketing.models import AuditLogEntry, CapacityHold, TicketType
-from workflows.engine import advance_claimed, start, start_claimed
+from workflows import metrics
+from workflows.engine import Context, advance_claimed, start, start_claimed, workflow
+from workflows.engine.attempts import step_body_finished
 from workflows.engine.one_transaction import run_in_one_transaction
 from workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
 
@@ -26,6 +31,31 @@ pytestmark = [
 def _held(ticket_type: TicketType) -> int:
     ticket_type.refresh_from_db()
     return ticket_type.held
+
+
+def _audit_of(run: WorkflowRun) -> list[dict[str, Any]]:
+    """The run's audit rows as a reader sees them, without what differs per row."""
+    rows = AuditLogEntry.objects.filter(
+        content_type=ContentType.objects.get_for_model(WorkflowRun), object_id=str(run.pk)
+    ).order_by("id")
+    return list(
+        rows.values(
+            "organization_id", "actor_id", "actor_repr", "field", "transition", "source_state", "target_state", "reason"
+        )
+    )
+
+
+@pytest.fixture
+def bodies_done() -> Iterator[list[str]]:
+    """The names of the step bodies that returned, whether or not their record was kept."""
+    names: list[str] = []
+
+    def record(sender: Any, *, name: str, **kwargs: Any) -> None:
+        names.append(name)
+
+    step_body_finished.connect(record, weak=False, dispatch_uid="test_one_transaction.bodies_done")
+    yield names
+    step_body_finished.disconnect(dispatch_uid="test_one_transaction.bodies_done")
 
 
 def test_a_run_of_local_steps_commits_with_its_record(ticket_type: TicketType) -> None:
@@ -147,3 +177,147 @@ def test_a_process_killed_mid_pass_leaves_nothing(ticket_type: TicketType) -> No
     assert not WorkflowRun.objects.exists()
     assert not CapacityHold.objects.exists()
     assert _held(ticket_type) == 0
+
+
+def test_the_run_row_is_inserted_once_already_completed(ticket_type: TicketType) -> None:
+    table = WorkflowRun._meta.db_table
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        run = run_in_one_transaction("test.reserve_twice", "order:once", {"ticket_type": ticket_type.pk})
+
+    # then the run table saw one INSERT and nothing else: no UPDATE, no lock, no read
+    assert run is not None
+    on_runs = [q["sql"] for q in captured.captured_queries if f'"{table}"' in q["sql"]]
+    assert len(on_runs) == 1 and on_runs[0].startswith(f'INSERT INTO "{table}"'), on_runs
+    # and the row is complete as inserted
+    stored = WorkflowRun.objects.get(pk=run.pk)
+    assert (stored.status, stored.output, stored.lease_owner, stored.wake_at) == (
+        RunStatus.COMPLETED,
+        run.output,
+        "",
+        None,
+    )
+    assert stored.started_at is not None and stored.finished_at is not None
+    assert stored.started_at <= stored.finished_at and stored.updated_at is not None
+
+
+def test_the_completion_audit_is_the_recorded_ways(ticket_type: TicketType) -> None:
+    organization_id = ticket_type.event.organization_id
+    data = {"ticket_type": ticket_type.pk}
+
+    # when the same workflow completes in one transaction and the recorded way
+    one = run_in_one_transaction("test.reserve_twice", "order:audit-one", data, organization_id=organization_id)
+    recorded, lease = start_claimed("test.reserve_twice", "order:audit-recorded", data, organization=organization_id)
+    assert one is not None and lease is not None
+    recorded = advance_claimed(recorded, lease)
+
+    # then both leave one audit row, the same but for the run it names
+    assert recorded.status == RunStatus.COMPLETED
+    expected = {
+        "organization_id": organization_id,
+        "actor_id": None,
+        "actor_repr": "system",
+        "field": "status",
+        "transition": "complete",
+        "source_state": RunStatus.RUNNING,
+        "target_state": RunStatus.COMPLETED,
+        "reason": "workflow returned",
+    }
+    assert _audit_of(one) == _audit_of(recorded) == [expected]
+
+
+def test_a_taken_key_undoes_the_whole_pass(ticket_type: TicketType, broker: Any, bodies_done: list[str]) -> None:
+    # given a run with this key, not yet done (its wake-up held)
+    broker.mode = "hold"
+    existing = start("test.reserve_twice", "order:taken-late", {"ticket_type": ticket_type.pk})
+
+    # when the pass meets the key only at its end, after both steps' bodies
+    run = run_in_one_transaction("test.reserve_twice", "order:taken-late", {"ticket_type": ticket_type.pk})
+
+    # then the steps ran and everything they wrote was undone with the run's insert
+    assert run is None
+    assert bodies_done == ["reserve", "reserve again"]
+    assert not CapacityHold.objects.exists()
+    assert _held(ticket_type) == 0
+    assert list(WorkflowRun.objects.values_list("pk", "status")) == [(existing.pk, RunStatus.PENDING)]
+    assert not WorkflowStep.objects.exists()
+    assert _audit_of(existing) == []
+
+
+def test_a_taken_key_inside_a_caller_transaction_undoes_only_the_pass(
+    ticket_type: TicketType, broker: Any, bodies_done: list[str]
+) -> None:
+    # given a run with this key
+    broker.mode = "hold"
+    start("test.reserve_twice", "order:taken-nested", {"ticket_type": ticket_type.pk})
+
+    # when the pass runs inside a caller's transaction, between two writes of its own
+    with transaction.atomic():
+        before = reserve(ticket_type.pk, 1, "caller:before")
+        run = run_in_one_transaction("test.reserve_twice", "order:taken-nested", {"ticket_type": ticket_type.pk})
+        after = reserve(ticket_type.pk, 1, "caller:after")
+
+    # then the pass was undone (its savepoint) and the caller's writes committed
+    assert run is None
+    assert bodies_done == ["reserve", "reserve again"]
+    assert set(CapacityHold.objects.values_list("pk", flat=True)) == {before["hold"], after["hold"]}
+    assert _held(ticket_type) == 2
+    assert WorkflowRun.objects.count() == 1
+
+
+def test_a_pass_inside_a_caller_transaction_goes_with_its_rollback(ticket_type: TicketType) -> None:
+    # when the caller's transaction fails after the pass completed
+    with pytest.raises(RuntimeError), transaction.atomic():
+        run = run_in_one_transaction("test.reserve_twice", "order:outer-fails", {"ticket_type": ticket_type.pk})
+        assert run is not None
+        raise RuntimeError("the caller fails")
+
+    # then nothing of the run is left
+    assert not WorkflowRun.objects.exists()
+    assert not WorkflowStep.objects.exists()
+    assert not CapacityHold.objects.exists()
+    assert _held(ticket_type) == 0
+
+
+def test_the_run_metrics_fire_on_commit(ticket_type: TicketType, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(metrics, "run_started", lambda *args: calls.append(("started", *args)))
+    monkeypatch.setattr(metrics, "run_finished", lambda *args: calls.append(("finished", *args)))
+
+    # when
+    with transaction.atomic():
+        run = run_in_one_transaction("test.reserve_twice", "order:metrics", {"ticket_type": ticket_type.pk})
+        assert calls == []  # not before the commit
+
+    # then
+    assert run is not None
+    assert calls == [
+        ("started", "test.reserve_twice"),
+        ("finished", "test.reserve_twice", RunStatus.COMPLETED, run.started_at, run.finished_at),
+    ]
+
+
+def test_a_workflow_that_reads_its_run_takes_the_recorded_way(ticket_type: TicketType) -> None:
+    # given a workflow whose step needs its run's id, which a pass in one
+    # transaction does not have before its end
+    @workflow("test.reads_its_run")
+    def reads_its_run(ctx: Context) -> dict[str, Any]:
+        hold = ctx.step("reserve", lambda: reserve(ctx.input["ticket_type"], 1, ctx.business_key))
+        noted = ctx.step("note the run", partial(dict, run=ctx.run.pk))
+        return {**hold, **noted}
+
+    data = {"ticket_type": ticket_type.pk}
+
+    # when
+    run = run_in_one_transaction("test.reads_its_run", "order:reads", data)
+
+    # then nothing was written, and the recorded way does it with the run's id
+    assert run is None
+    assert not WorkflowRun.objects.exists()
+    assert _held(ticket_type) == 0
+    recorded, lease = start_claimed("test.reads_its_run", "order:reads", data)
+    assert lease is not None
+    recorded = advance_claimed(recorded, lease)
+    assert recorded.status == RunStatus.COMPLETED
+    assert recorded.output["run"] == recorded.pk

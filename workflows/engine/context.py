@@ -116,7 +116,7 @@ class Context:
             sequence=sequence,
             name=name,
             kind=kind,
-            idempotency_key=f"wf-{self.run.pk}-{sequence}",
+            idempotency_key=step_idempotency_key(self.run.pk, sequence),
             **fields,
         )
 
@@ -339,6 +339,10 @@ class Context:
         if failure is not None:
             raise failure
         return results
+
+
+def step_idempotency_key(run_id: int, sequence: int) -> str:
+    return f"wf-{run_id}-{sequence}"
 
 
 def _ms(row: WorkflowStep, now: datetime) -> int | None:

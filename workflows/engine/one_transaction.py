@@ -7,6 +7,17 @@ do every step, the run row and the step records in a single transaction:
 all of it commits or none of it does. Nobody can see the run before that
 commit, so there is no lease to fence and no half-done run to take over.
 
+The run row is written once, at the end of the pass, already completed (one
+INSERT, no UPDATE), followed by the audit row of its running -> completed
+transition and its step rows. So the run has no id during the pass: the step
+rows get their run and idempotency key (wf-<run>-<sequence>) when they are
+written, and a workflow that reads `ctx.run` takes the recorded way.
+Idempotency on the business key is the unique constraint that this insert
+meets: if a run with the key exists (or a racing pass committed first), the
+IntegrityError rolls back the whole pass, its steps' effects included, and
+None is returned. A duplicate thus learns that it is one only after its
+steps, which are undone with it like any pass that gives up.
+
 It takes the success path only. At the first thing one transaction cannot
 hold (an external call, a timer, a signal, a child run) or the first failed
 step, everything is rolled back and None returned: the caller then starts
@@ -24,15 +35,17 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ticketing.models import AuditLogEntry
 from workflows import metrics
 from workflows.engine import registry
 from workflows.engine.attempts import body_finished, completed_fields, jsonable
-from workflows.engine.context import Child, Context, Step
+from workflows.engine.context import Child, Context, Step, step_idempotency_key
 from workflows.engine.leases import Lease
-from workflows.engine.runs import insert_run
+from workflows.engine.registry import Definition
+from workflows.engine.runs import new_run
 from workflows.models import RunStatus, StepKind, WorkflowRun, WorkflowStep
 
 logger = logging.getLogger(__name__)
@@ -44,11 +57,52 @@ class NeedsRecordedPass(Exception):
 
 class OneTransactionContext(Context):
     """A Context whose local steps run inline in the caller's transaction and
-    are recorded in memory, written together when the run completes."""
+    are recorded in memory, written together when the run completes.
+
+    The run is not in the database before then and has no id: reading `run`
+    raises NeedsRecordedPass, and the step rows are bound to the run only
+    when they are written (`steps_of`); until then their `run_id` is None
+    (also in the step_body_finished signal)."""
 
     def __init__(self, run: WorkflowRun) -> None:
         # No lease: the run is invisible to others until it has finished.
-        super().__init__(run, Lease(run_id=run.pk, token="", expires_at=timezone.now()), fresh=True)
+        super().__init__(run, Lease(run_id=0, token="", expires_at=timezone.now()), fresh=True)
+
+    @property
+    def run(self) -> WorkflowRun:
+        raise NeedsRecordedPass("the workflow reads its run, which has no id before the pass ends")
+
+    @run.setter
+    def run(self, run: WorkflowRun) -> None:
+        self._unsaved_run = run
+
+    @property
+    def input(self) -> dict[str, Any]:
+        return self._unsaved_run.input
+
+    @property
+    def workflow_type(self) -> str:
+        return self._unsaved_run.workflow_type
+
+    @property
+    def business_key(self) -> str:
+        return self._unsaved_run.business_key
+
+    @property
+    def organization_id(self) -> int | None:
+        return self._unsaved_run.organization_id
+
+    def new_row(self, sequence: int, name: str, kind: str, **fields: Any) -> WorkflowStep:
+        """An unsaved step row with no run nor idempotency key yet (see steps_of)."""
+        return WorkflowStep(sequence=sequence, name=name, kind=kind, **fields)
+
+    def steps_of(self, run: WorkflowRun) -> list[WorkflowStep]:
+        """The pass's step rows, bound to `run` (saved: it has its id)."""
+        rows = list(self.steps.values())
+        for row in rows:
+            row.run = run
+            row.idempotency_key = step_idempotency_key(run.pk, row.sequence)
+        return rows
 
     def _step(self, spec: Step) -> Any:
         if spec.external:
@@ -87,33 +141,57 @@ def run_in_one_transaction(
     forward pass in one transaction (a savepoint inside the caller's). Returns
     the completed run; None when nothing was written and the caller must take
     the recorded way: the pass needed more than one transaction, a step
-    failed, or a run with this key exists (its insert conflicted)."""
+    failed, or a run with this key exists (its insert, at the end, conflicted).
+    Whatever goes wrong, the savepoint (or transaction) is rolled back whole
+    and the caller's transaction, if any, stays usable."""
     try:
-        return insert_run(
-            workflow_type,
-            business_key,
-            input,
-            organization_id,
-            then=_whole_pass,
-            status=RunStatus.RUNNING,
-            started_at=timezone.now(),
-        )
+        with transaction.atomic():
+            return _whole_pass(registry.latest(workflow_type), business_key, input, organization_id)
     except NeedsRecordedPass as exc:
         logger.debug("workflow %s %s: %s; taking the recorded way", workflow_type, business_key, exc)
+    except IntegrityError:  # a run with this key exists (or a step conflicted)
+        logger.debug("workflow %s %s: conflicted in one transaction", workflow_type, business_key, exc_info=True)
     except Exception:  # the recorded way does it again and records the failure
         logger.debug("workflow %s %s: failed in one transaction", workflow_type, business_key, exc_info=True)
     return None
 
 
-def _whole_pass(run: WorkflowRun) -> None:
-    """In the transaction that inserted `run`: run its function to the end,
-    complete it and write its steps."""
-    definition = registry.get(run.workflow_type, run.version)
-    assert definition is not None, "insert_run took the latest version, which is registered"
-    ctx = OneTransactionContext(run)
-    output = definition.fn(ctx)
-    run.complete(output=jsonable(output), reason="workflow returned")
-    run.save(update_fields=["status", "output", "finished_at", "updated_at"])
-    WorkflowStep.objects.bulk_create(ctx.steps.values())
+def _whole_pass(
+    definition: Definition, business_key: str, input: dict[str, Any], organization_id: int | None
+) -> WorkflowRun:
+    """In the pass's transaction: run the workflow function to the end, then
+    insert the run, completed, with its completion's audit row and its steps."""
+    started_at = timezone.now()
+    ctx = OneTransactionContext(
+        new_run(definition, business_key, input, organization_id, status=RunStatus.RUNNING, started_at=started_at)
+    )
+    output = jsonable(definition.fn(ctx))
+    # The row that WorkflowRun.complete leaves (output, finished_at), inserted
+    # as it is. The transition itself cannot run in memory first: its audit
+    # row (ticketing.audit) needs the run's id, so it is written here, with
+    # the same content.
+    run = new_run(
+        definition,
+        business_key,
+        input,
+        organization_id,
+        status=RunStatus.COMPLETED,
+        output=output,
+        started_at=started_at,
+        finished_at=timezone.now(),
+    )
+    run.save(force_insert=True)  # IntegrityError if the key is taken: the caller rolls back the pass
+    AuditLogEntry.objects.record_many(
+        objects=[run],
+        field="status",
+        source=RunStatus.RUNNING.value,
+        target=RunStatus.COMPLETED.value,
+        transition=WorkflowRun.complete.__name__,
+        reason="workflow returned",
+    )
+    WorkflowStep.objects.bulk_create(ctx.steps_of(run))
     assert run.finished_at is not None
-    transaction.on_commit(partial(metrics.run_finished, run.workflow_type, run.status, run.created_at, run.finished_at))
+    transaction.on_commit(partial(metrics.run_started, run.workflow_type))
+    # Its duration counts from the start of the pass (created_at is the insert's time).
+    transaction.on_commit(partial(metrics.run_finished, run.workflow_type, run.status, started_at, run.finished_at))
+    return run

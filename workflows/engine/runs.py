@@ -111,24 +111,34 @@ def insert_run(
     """Insert a run of the latest version (and do `then` with it) in one
     transaction (a savepoint inside the caller's); None if a run with this key
     exists already. Whatever else `then` raises undoes the insert too."""
-    definition = registry.latest(workflow_type)
-    org_id = organization.pk if isinstance(organization, Organization) else organization
+    run = new_run(registry.latest(workflow_type), business_key, input, organization, **fields)
     try:
         with transaction.atomic():
-            run = WorkflowRun.objects.create(
-                organization_id=org_id,
-                workflow_type=workflow_type,
-                version=definition.version,
-                business_key=business_key,
-                input=input or {},
-                **fields,
-            )
+            run.save(force_insert=True)
             if then is not None:
                 then(run)
             transaction.on_commit(partial(metrics.run_started, workflow_type))
     except IntegrityError:
         return None
     return run
+
+
+def new_run(
+    definition: registry.Definition,
+    business_key: str,
+    input: dict[str, Any] | None,
+    organization: Organization | int | None,
+    **fields: Any,
+) -> WorkflowRun:
+    """An unsaved run of `definition` (its type and version)."""
+    return WorkflowRun(
+        organization_id=organization.pk if isinstance(organization, Organization) else organization,
+        workflow_type=definition.workflow_type,
+        version=definition.version,
+        business_key=business_key,
+        input=input or {},
+        **fields,
+    )
 
 
 def wake(run_id: int, *, reason: str) -> None:
