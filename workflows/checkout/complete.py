@@ -26,7 +26,7 @@ from payments.exceptions import ProviderUnavailable
 from payments.models import Payment
 from payments.services import refund_create
 from seating.selectors import seat_map_invalidate
-from ticketing.integrations import order_paid_publish
+from ticketing.integrations import anyone_subscribed, order_paid_publish
 from ticketing.locks import lock_timeout
 from ticketing.models import EmailKind, Order, OrderStatus
 from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
@@ -59,7 +59,11 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
     8601) and `currency`, if the run was started with them; otherwise the
     payment is read for them."""
     with lock_timeout():
-        order = Order.objects.select_for_update().get(code=order_code)
+        locked = (
+            Order.objects.select_for_update(of=("self",)).annotate(subscribed=anyone_subscribed()).get(code=order_code)
+        )
+        order: Order = locked
+        subscribed: bool = locked.subscribed
         if order.status in PAID_STATES:
             return {"status": "already_paid", "order_id": order.pk}
         # The money was captured whatever happens next: the sale is booked in
@@ -92,7 +96,7 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
                 seats = finalize_seat_holds(order_code=order.code) if seated else []
                 tickets = issue_tickets(order=order, lines=lines, unpaid_until_now=True)
                 # Integrators hear of it if and only if this commits.
-                order_paid_publish(order_id=order.pk, organization_id=order.organization_id)
+                order_paid_publish(order_id=order.pk, organization_id=order.organization_id, subscribed=subscribed)
                 # GA units last: the ticket type's row lock (the hot row of a
                 # rush) is then held only for the rest of this commit.
                 finalize_capacity_holds(order_code=order.code)
