@@ -68,9 +68,13 @@ def anyone_subscribed() -> Exists:
     return Exists(WebhookSubscription.objects.filter(organization_id=OuterRef("organization_id"), is_active=True))
 
 
-def order_created_publish(*, order_id: int, organization_id: int) -> None:
+def order_created_publish(*, order_id: int, organization_id: int, subscribed: bool = True) -> None:
     """order.created, in its own transaction (the order's committed already).
-    One query when nobody listens: it runs in the checkout request."""
+    One query when nobody listens, none if the caller knows it already
+    (`subscribed` False, from `anyone_subscribed`): it runs in the checkout
+    request."""
+    if not subscribed:
+        return
     if not subscribed_event_types(organization_id=organization_id, event_types=("order.created",)):
         return
     with transaction.atomic():

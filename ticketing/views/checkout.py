@@ -228,7 +228,9 @@ def checkout_page(request: HttpRequest, event_id: int) -> HttpResponse:
         return _cart_problem(request, event=event, exc=exc, tickets=tickets, seat_ids=seat_ids)
     if held is not None:
         session_hold_forget(request, event.pk)  # the order has the hold now
-    order_created_publish(order_id=started.order_id, organization_id=event.organization_id)
+    order_created_publish(
+        order_id=started.order_id, organization_id=event.organization_id, subscribed=started.subscribed
+    )
     quantity = sum(t["quantity"] for t in tickets) + len(seat_ids)
     track_funnel_event(
         step=FunnelStep.CHECKOUT_STARTED, event_id=event.pk, order_code=started.order_code, quantity=quantity

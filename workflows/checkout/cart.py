@@ -23,6 +23,7 @@ from seating.exceptions import SeatBlocked, SeatWrongEvent, UnknownSeat
 from seating.models import Seat, SeatStatus
 from seating.services.holds import seat_ids_clean
 from ticketing.exceptions import InvalidInput, InvalidQuantity, NotFound, NotOnSale, TicketTypeNotFound
+from ticketing.integrations import anyone_subscribed
 from ticketing.models import Event, TicketKind, TicketType
 
 MAX_DONATION_CENTS = 1_000_000
@@ -39,10 +40,13 @@ class PricedLine:
 @dataclass(frozen=True)
 class CartRows:
     """The rows the pricing read: the event and the cart's ticket types by id
-    (each with `event` loaded, as TicketType.check_orderable needs)."""
+    (each with `event` loaded, as TicketType.check_orderable needs), and
+    whether the organization had an active webhook subscription then (None:
+    not read)."""
 
     event: Event
-    ticket_types: dict[int, TicketType]
+    ticket_types: Mapping[int, TicketType]
+    subscribed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,15 @@ def cart_price(
     naming the first problem; reads only."""
     # The event comes with its ticket types, in one statement (unordered:
     # TicketType.Meta.ordering would sort by the event's columns too); it is
-    # read alone only if it has none.
-    event_types = list(TicketType.objects.filter(event_id=event_id).select_related("event").order_by())
+    # read alone only if it has none. Along with them, whether anyone
+    # subscribed to the organization's webhooks (order.created, announced
+    # after the checkout, needs no query of its own then).
+    event_types = list(
+        TicketType.objects.filter(event_id=event_id)
+        .select_related("event")
+        .annotate(subscribed=anyone_subscribed())
+        .order_by()
+    )
     if event_types:
         event = event_types[0].event
     else:
@@ -174,5 +185,5 @@ def cart_price(
         lines=lines,
         donation_cents=donation,
         fees=fees.as_snapshot(),
-        rows=CartRows(event=event, ticket_types=types),
+        rows=CartRows(event=event, ticket_types=types, subscribed=event_types[0].subscribed if event_types else None),
     )

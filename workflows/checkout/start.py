@@ -22,7 +22,7 @@ hold expires unpaid or the buyer gives up (workflows.checkout.cancel).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -212,6 +212,9 @@ class CheckoutStarted:
     run_id: int
     organization_id: int | None = None
     fees: dict[str, Any] | None = None  # the order's fee snapshot (finance.fees)
+    # False: nobody subscribed to the organization's webhooks when the cart
+    # was priced (order.created is then announced without a query).
+    subscribed: bool = True
 
 
 class CheckoutFailed(DomainError):
@@ -276,7 +279,8 @@ def start_checkout(**request: Any) -> CheckoutStarted:
         finally:
             _in_memory.reset(token)
         if done is not None:
-            return checkout_outcome(done)
+            subscribed = cart.rows.subscribed if cart.rows is not None else None
+            return replace(checkout_outcome(done), subscribed=subscribed is not False)
     run, lease = start_claimed(WORKFLOW, key, data, organization=cart.organization_id)
     if lease is None:
         # This checkout was started before (a repeated request with the same

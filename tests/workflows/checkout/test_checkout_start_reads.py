@@ -32,10 +32,12 @@ def _buy(ga: Any, n: int) -> CheckoutStarted:
 
 
 def _tables_read(captured: CaptureQueriesContext) -> list[str]:
+    """Every table a SELECT reads from, subqueries' too."""
     return sorted(
-        match.group(1)
+        table
         for q in captured.captured_queries
-        if q["sql"].startswith("SELECT") and (match := re.search(r'FROM "(\w+)"', q["sql"]))
+        if q["sql"].startswith("SELECT")
+        for table in re.findall(r'FROM "(\w+)"', q["sql"])
     )
 
 

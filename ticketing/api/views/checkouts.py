@@ -128,7 +128,9 @@ class PublicCheckoutStartView(PublicApiView):
             seat_hold_token=seat_hold_token,
             order_code=order_code,
         )
-        order_created_publish(order_id=started.order_id, organization_id=started.organization_id or 0)
+        order_created_publish(
+            order_id=started.order_id, organization_id=started.organization_id or 0, subscribed=started.subscribed
+        )
         snapshot = started.fees or {}
         body = {
             "order_code": started.order_code,
