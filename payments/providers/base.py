@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -121,6 +121,17 @@ class CreatedSession:
 
 
 @dataclass(frozen=True)
+class PlannedSession:
+    """An in-process provider's hosted checkout, decided (its id and URL drawn)
+    but not yet written. `write()` writes it, in the caller's transaction, so
+    the caller can write its own record of the session once, with the
+    outcome, instead of before the provider call and again after it."""
+
+    created: CreatedSession
+    write: Callable[[], None]
+
+
+@dataclass(frozen=True)
 class SessionStatus:
     status: ProviderStatus
     provider_payment_id: str = ""
@@ -174,6 +185,13 @@ class PaymentProvider(abc.ABC):
     @abc.abstractmethod
     def create_session(self, request: SessionRequest, *, idempotency_key: str) -> CreatedSession:
         """Open a hosted checkout. Calling again with the same key returns the same session."""
+
+    def plan_session(self, request: SessionRequest, *, idempotency_key: str) -> PlannedSession:
+        """In-process providers only: create_session in two steps, decide now
+        and write later in the same transaction. A provider called over the
+        network cannot know its answer before the call: its sessions are
+        opened with create_session, and the caller records its intent first."""
+        raise NotImplementedError(f"{self.name} opens its sessions over the network: use create_session")
 
     @abc.abstractmethod
     def fetch_status(self, *, provider_session_id: str) -> SessionStatus:

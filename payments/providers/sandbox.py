@@ -20,13 +20,15 @@ from typing import Any
 from django.conf import settings
 from django.urls import reverse
 
-from payments.exceptions import WebhookInvalidSignature, WebhookMalformed, WebhookStale
+from payments.exceptions import ProviderRejected, WebhookInvalidSignature, WebhookMalformed, WebhookStale
+from payments.models import SandboxSession
 from payments.providers.base import (
     WEBHOOK_TOLERANCE_SECONDS,
     CreatedSession,
     EventKind,
     NormalizedEvent,
     PaymentProvider,
+    PlannedSession,
     ProviderPayout,
     RefundOutcome,
     RefundResult,
@@ -83,6 +85,15 @@ def _amount(data: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
+def _created(session: SandboxSession) -> CreatedSession:
+    path = reverse("payments:sandbox-pay", kwargs={"token": session.token})
+    return CreatedSession(
+        provider_session_id=session.session_id,
+        payment_url=f"{settings.SITE_URL}{path}",
+        expires_at=session.expires_at,
+    )
+
+
 class SandboxProvider(PaymentProvider):
     name = "sandbox"
     in_process = True
@@ -91,13 +102,21 @@ class SandboxProvider(PaymentProvider):
         self._secret = webhook_secret()
 
     def create_session(self, request: SessionRequest, *, idempotency_key: str) -> CreatedSession:
-        session = gateway.sandbox_session_create(request=request, idempotency_key=idempotency_key)
-        path = reverse("payments:sandbox-pay", kwargs={"token": session.token})
-        return CreatedSession(
-            provider_session_id=session.session_id,
-            payment_url=f"{settings.SITE_URL}{path}",
-            expires_at=session.expires_at,
-        )
+        return _created(gateway.sandbox_session_create(request=request, idempotency_key=idempotency_key))
+
+    def plan_session(self, request: SessionRequest, *, idempotency_key: str) -> PlannedSession:
+        session = gateway.sandbox_session_new(request=request, idempotency_key=idempotency_key)
+
+        def write() -> None:
+            written = gateway.sandbox_session_create(request=request, idempotency_key=idempotency_key, new=session)
+            if written is not session:
+                # The key opened another session before, which the caller's
+                # record of this one does not name.
+                raise ProviderRejected(
+                    "The idempotency key was used for another session.", detail={"idempotency_key": idempotency_key}
+                )
+
+        return PlannedSession(created=_created(session), write=write)
 
     def fetch_status(self, *, provider_session_id: str) -> SessionStatus:
         return gateway.sandbox_session_status(session_id=provider_session_id)

@@ -116,29 +116,42 @@ def effective_status(session: SandboxSession, *, now: datetime) -> str:
     return session.status
 
 
-def sandbox_session_create(*, request: SessionRequest, idempotency_key: str) -> SandboxSession:
-    """Open a hosted checkout. Idempotent on the key, as Stripe is: the same
-    key with different parameters is refused."""
-    fields = {
+def _session_fields(request: SessionRequest) -> dict[str, object]:
+    """What a session's idempotency key stands for."""
+    return {
         "amount_cents": request.amount_cents,
         "currency": request.currency,
         "order_reference": request.order_code,
         "session_reference": request.reference,
     }
-    session = SandboxSession(
+
+
+def sandbox_session_new(*, request: SessionRequest, idempotency_key: str) -> SandboxSession:
+    """The session a create with this request writes, not written yet: its
+    ids and page token are drawn already."""
+    return SandboxSession(
         idempotency_key=idempotency_key,
         description=request.description[:300],
         success_url=request.success_url,
         cancel_url=request.cancel_url,
         expires_at=request.expires_at,
-        **fields,
+        **_session_fields(request),
     )
+
+
+def sandbox_session_create(
+    *, request: SessionRequest, idempotency_key: str, new: SandboxSession | None = None
+) -> SandboxSession:
+    """Open a hosted checkout. Idempotent on the key, as Stripe is: the same
+    key with different parameters is refused. `new`: the session
+    sandbox_session_new drew for this request, written if the key is new."""
+    session = new or sandbox_session_new(request=request, idempotency_key=idempotency_key)
     if insert_unless_exists(session, conflict=("idempotency_key",)) is not None:
         return session
     # An earlier call with this key (a concurrent one waited on the unique
     # index until it committed).
     session = SandboxSession.objects.get(idempotency_key=idempotency_key)
-    if any(getattr(session, name) != value for name, value in fields.items()):
+    if any(getattr(session, name) != value for name, value in _session_fields(request).items()):
         raise ProviderRejected(
             "The idempotency key was used with different parameters.", detail={"idempotency_key": idempotency_key}
         )

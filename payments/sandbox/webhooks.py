@@ -12,9 +12,15 @@ sandbox_deliver_webhooks`) retries it with exponential backoff
 payouts are simply rows due in the future, left to the sweeper: no long
 Celery ETA is needed.
 
-Every delivery, inline or swept, goes through sandbox_webhook_deliver, which
-claims the row with a conditional UPDATE (a lease), so a row is delivered
-once even when the sweeper and the inline delivery race. Delivery is
+Every delivery, inline or swept, goes through sandbox_webhook_deliver and
+holds a lease on the row (next_attempt_at pushed DELIVERY_LEASE_SECONDS
+ahead) while it delivers, so a row is delivered once even when the sweeper
+and the inline delivery race. The sweeper, a task or a late inline delivery
+takes its lease with a conditional UPDATE; the inline delivery's lease is
+written by the INSERT itself (the row is recorded already claimed for it),
+so the sweeper never sees the row due before the inline delivery had its
+chance, and sees it due again once the lease runs out if that delivery never
+happened (the process died between the commit and the delivery). Delivery is
 in-process: the signed raw body and headers go through the very view that
 serves POST /webhooks/payments/sandbox/, so it never touches the network.
 
@@ -38,7 +44,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.test import RequestFactory
 from django.urls import resolve, reverse
 from django.utils import timezone
@@ -56,6 +62,9 @@ BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 3600
 # While one worker delivers a row, others skip it for this long.
 DELIVERY_LEASE_SECONDS = 60
+# An inline delivery that starts with less of its lease left than this (its
+# recording transaction ran on long before committing) renews it first.
+DELIVERY_LEASE_RENEW_SECONDS = DELIVERY_LEASE_SECONDS // 2
 
 
 def webhook_secret() -> str:
@@ -103,30 +112,39 @@ def sandbox_webhook_record(
     payout: SandboxPayout | None = None,
 ) -> SandboxWebhook:
     """Record an outgoing webhook in the caller's transaction; if it is due now,
-    deliver it in this process once the outermost transaction commits."""
+    deliver it in this process once the outermost transaction commits. Such a
+    row is inserted already claimed for that delivery (see the module
+    docstring): due to the sweeper only once the lease runs out."""
     assert transaction.get_connection().in_atomic_block, "webhooks are recorded with the change that causes them"
     now = timezone.now()
-    webhook = SandboxWebhook(event_type=event_type, session=session, payout=payout, next_attempt_at=due_at or now)
+    due_at = due_at or now
+    deliver_inline = due_at <= now and getattr(settings, "SANDBOX_WEBHOOKS_DELIVER_ON_COMMIT", True)
+    webhook = SandboxWebhook(
+        event_type=event_type,
+        session=session,
+        payout=payout,
+        next_attempt_at=now + _lease() if deliver_inline else due_at,
+    )
     webhook.body = json.dumps(
         {"id": webhook.event_id, "type": event_type, "created": int(now.timestamp()), "data": data},
         separators=(",", ":"),
         sort_keys=True,
     )
     webhook.save()
-    if webhook.next_attempt_at is not None and webhook.next_attempt_at <= now:
+    if deliver_inline:
         _queue_delivery_on_commit(webhook)
     return webhook
 
 
 def _queue_delivery_on_commit(webhook: SandboxWebhook) -> None:
-    """Deliver `webhook` right after the transaction that recorded it commits.
+    """Deliver `webhook`, recorded claimed for this delivery, right after the
+    transaction that recorded it commits.
 
     robust: the sandbox's change (the buyer's charge) is committed by then, so
     nothing that goes wrong in delivery may turn the caller's request into an
-    error; Django logs what escapes, and the row, still due, is the sweeper's.
-    The recorded row is handed over so delivery need not read it back."""
-    if not getattr(settings, "SANDBOX_WEBHOOKS_DELIVER_ON_COMMIT", True):
-        return
+    error; Django logs what escapes, and the row is the sweeper's once its
+    lease runs out. The recorded row is handed over so delivery need not read
+    it back nor claim it."""
 
     def deliver() -> None:
         sandbox_webhook_deliver(webhook_id=webhook.pk, recorded=webhook)
@@ -154,6 +172,36 @@ def _dispatch(*, raw_body: bytes, header: str) -> tuple[int, str]:
     return response.status_code, response.content.decode("utf-8", "replace")
 
 
+def _lease() -> timedelta:
+    return timedelta(seconds=DELIVERY_LEASE_SECONDS)
+
+
+def _claimed(*, webhook_id: int, now: datetime) -> bool:
+    """Claim a due, undelivered row for one delivery (the sweeper's, a task's)."""
+    return bool(
+        SandboxWebhook.objects.filter(pk=webhook_id, delivered_at__isnull=True, next_attempt_at__lte=now).update(
+            next_attempt_at=now + _lease()
+        )
+    )
+
+
+def _lease_kept(recorded: SandboxWebhook, *, now: datetime) -> bool:
+    """Whether the inline delivery still holds the lease its row was recorded
+    with: yes without a statement while enough of it is left; otherwise it is
+    renewed, only if nobody claimed the row since (its next_attempt_at is
+    still the recorded one) or the lease has run out with the row undelivered."""
+    assert recorded.next_attempt_at is not None, "the recorded row is claimed for its inline delivery"
+    if recorded.next_attempt_at - now >= timedelta(seconds=DELIVERY_LEASE_RENEW_SECONDS):
+        return True
+    return bool(
+        SandboxWebhook.objects.filter(
+            Q(next_attempt_at=recorded.next_attempt_at) | Q(next_attempt_at__lte=now),
+            pk=recorded.pk,
+            delivered_at__isnull=True,
+        ).update(next_attempt_at=now + _lease())
+    )
+
+
 def sandbox_webhook_deliver(
     *,
     webhook_id: int,
@@ -164,25 +212,26 @@ def sandbox_webhook_deliver(
     """Deliver one webhook if it is due and undelivered (or always, with
     `force`: that is a replay). Returns None when there was nothing to do.
 
-    The row is claimed with a conditional UPDATE that pushes next_attempt_at
-    past a lease, so two deliverers (the after-commit delivery, the sweeper,
-    a task) never deliver it at the same moment and a delivered row is never
-    delivered again; no transaction is held while our endpoint runs, because
-    the endpoint commits its own work exactly as it would for a real HTTP
-    delivery. `recorded` is the row as sandbox_webhook_record wrote it: once
-    the claim succeeds it is known to be undelivered, and its body never
-    changes, so it is not read back."""
+    The row is claimed with a lease that pushes next_attempt_at ahead, so two
+    deliverers (the after-commit delivery, the sweeper, a task) never deliver
+    it at the same moment and a delivered row is never delivered again; no
+    transaction is held while our endpoint runs, because the endpoint commits
+    its own work exactly as it would for a real HTTP delivery.
+
+    `recorded` is the row as sandbox_webhook_record wrote it, already claimed
+    for this (inline) delivery until its next_attempt_at: undelivered, and its
+    body never changes, so it is neither read back nor claimed again, unless
+    little of that lease is left (the recording transaction ran on long before
+    it committed): then it is renewed first (_lease_kept)."""
     now = now or timezone.now()
-    if not force:
-        claimed = SandboxWebhook.objects.filter(
-            pk=webhook_id, delivered_at__isnull=True, next_attempt_at__lte=now
-        ).update(next_attempt_at=now + timedelta(seconds=DELIVERY_LEASE_SECONDS))
-        if not claimed:
-            return None
     if recorded is not None and not force:
         assert recorded.pk == webhook_id, "the recorded row is the one being delivered"
+        if not _lease_kept(recorded, now=now):
+            return None
         webhook: SandboxWebhook | None = recorded
     else:
+        if not force and not _claimed(webhook_id=webhook_id, now=now):
+            return None
         webhook = SandboxWebhook.objects.filter(pk=webhook_id).first()
     if webhook is None:
         return None

@@ -9,6 +9,13 @@ three short phases:
 If phase 2 fails the rows stay "created": calling again with the same key
 resumes at phase 2, and the provider returns the session it may already have
 made (it honours the key too).
+
+An in-process provider (the sandbox) is our own database: its session cannot
+fail to open remotely, so the three phases are one transaction and the
+session is written once, already open. The provider decides its session
+first (plan_session: its id and URL drawn), ours is inserted with them, then
+the provider's row is written, and the audit row of our session's created ->
+open transition: the same rows as the three phases leave, one UPDATE fewer.
 """
 
 from __future__ import annotations
@@ -32,12 +39,12 @@ from payments.exceptions import (
 from payments.locks import lock_session
 from payments.models import Payment, PaymentSession, PaymentSessionStatus
 from payments.providers import get_provider
-from payments.providers.base import CreatedSession, SessionRequest
+from payments.providers.base import CreatedSession, PaymentProvider, PlannedSession, SessionRequest
 from payments.services.payments import payment_apply_provider_status, payment_mark_cancelled
 from ticketing.exceptions import InvalidInput
 from ticketing.inserts import insert_unless_exists
 from ticketing.locks import lock_timeout
-from ticketing.models import Order, OrderStatus
+from ticketing.models import AuditLogEntry, Order, OrderStatus
 
 
 def _check_key(idempotency_key: str) -> None:
@@ -57,12 +64,17 @@ def _session_record(
     expires_at: datetime,
     durable: bool = True,
     order_is_current: bool = False,
+    in_process: PaymentProvider | None = None,
+    by: Any = None,
 ) -> PaymentSession:
     """Phase 1: the rows, or the ones an earlier call with this key made.
     `durable`: the provider is called over the network right after this, which
     must never happen inside a caller's transaction. The refusals are raised
     after the block, which then wrote nothing: without `durable` it has no
-    savepoint, and a caller may still go on after catching one."""
+    savepoint, and a caller may still go on after catching one.
+    `in_process`: the in-process provider that opens the session here, in
+    this transaction; ours is then written once, already open (a replay
+    under the key finds the rows and writes nothing)."""
     with transaction.atomic(durable=durable, savepoint=durable):
         current: Mapping[str, Any] | None
         if order_is_current:
@@ -84,7 +96,9 @@ def _session_record(
                 cancel_url=cancel_url,
                 expires_at=expires_at,
                 idempotency_key=idempotency_key,
+                status=PaymentSessionStatus.CREATED if in_process is None else PaymentSessionStatus.OPEN,
             )
+            planned = None if in_process is None else _session_plan(session, order=order, backend=in_process)
             if insert_unless_exists(session, conflict=("idempotency_key",)) is None:
                 session = None
             else:
@@ -96,6 +110,9 @@ def _session_record(
                     amount_cents=session.amount_cents,
                     currency=session.currency,
                 )
+                if planned is not None:
+                    planned.write()
+                    _session_audit_opened(session, by=by)
         if session is None:
             # An earlier call with this key (perhaps a concurrent one: the
             # unique index let us through once it committed) made the rows;
@@ -143,16 +160,50 @@ def _session_open(*, session_id: int, created: CreatedSession, by: Any) -> Payme
         return session
 
 
-def _session_store(session: PaymentSession, *, created: CreatedSession, by: Any) -> None:
-    """In the caller's transaction, holding the session row: keep what the
-    provider made and open the session."""
+def _session_fill(session: PaymentSession, *, created: CreatedSession) -> None:
+    """Keep what the provider made, in memory."""
     session.provider_session_id = created.provider_session_id
     session.payment_url = created.payment_url
     if created.expires_at is not None:
         session.expires_at = created.expires_at
+
+
+def _opened_reason(session: PaymentSession) -> str:
+    return f"opened at {session.provider}"
+
+
+def _session_store(session: PaymentSession, *, created: CreatedSession, by: Any) -> None:
+    """In the caller's transaction, holding the session row: keep what the
+    provider made and open the session."""
+    _session_fill(session, created=created)
     if can_proceed(session.open):
-        session.open(by=by, reason=f"opened at {session.provider}")
+        session.open(by=by, reason=_opened_reason(session))
     session.save(update_fields=["provider_session_id", "payment_url", "expires_at", "status", "updated_at"])
+
+
+def _session_plan(session: PaymentSession, *, order: Order, backend: PaymentProvider) -> PlannedSession:
+    """Phases 2 and 3 of an in-process provider, before our session (made
+    open) is written: the provider decides its session, ours takes its id and
+    URL. Nothing is written yet; the caller writes ours, then `write()`s the
+    provider's."""
+    session.created_at = timezone.now()  # sent to the provider as the anchor of the key, and written as it is
+    planned = backend.plan_session(_session_request(session, order), idempotency_key=session.idempotency_key)
+    _session_fill(session, created=planned.created)
+    return planned
+
+
+def _session_audit_opened(session: PaymentSession, *, by: Any) -> None:
+    """The audit row of the created -> open transition of a session written
+    open: what session.open() writes when it runs on a saved row."""
+    AuditLogEntry.objects.record_many(
+        objects=[session],
+        field="status",
+        source=PaymentSessionStatus.CREATED,
+        target=PaymentSessionStatus.OPEN,
+        transition=PaymentSession.open.__name__,
+        actor=by,
+        reason=_opened_reason(session),
+    )
 
 
 def payment_session_create(
@@ -199,20 +250,22 @@ def payment_session_create(
     )
     if backend.in_process:
         # The provider is our own database: the three phases are one
-        # transaction (the caller's, if any), and the row just inserted needs
-        # no second lock. No savepoint inside a caller's transaction (two
-        # statements of the checkout's hot path): a refusal (key reused, order
-        # not payable) wrote nothing and is raised after the block, so a caller
-        # may go on after catching one; any other failure fails the caller's
-        # transaction too.
+        # transaction (the caller's, if any), and the session is written once,
+        # already open (see the module docstring). No savepoint inside a
+        # caller's transaction (two statements of the checkout's hot path): a
+        # refusal (key reused, order not payable) wrote nothing and is raised
+        # after the block, so a caller may go on after catching one; any other
+        # failure fails the caller's transaction too.
         refusal: IdempotencyKeyReused | OrderNotPayable | None = None
         with transaction.atomic(savepoint=False):
             try:
-                session = record(durable=False)
+                session = record(durable=False, in_process=backend, by=by)
             except (IdempotencyKeyReused, OrderNotPayable) as exc:
                 refusal = exc
             else:
                 if session.status == PaymentSessionStatus.CREATED:
+                    # Left created by the two-phase way (or an earlier
+                    # version): resume it as that way does.
                     created = backend.create_session(_session_request(session, order), idempotency_key=idempotency_key)
                     _session_store(session, created=created, by=by)
         if refusal is not None:

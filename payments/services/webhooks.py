@@ -9,7 +9,8 @@ Webhooks arrive late, repeated and out of order. webhook_receive:
      its row;
   3. matches the event to our session (refund, or disputed payment) and checks amount, currency
      and order reference; a mismatch keeps the row as REJECTED and changes
-     nothing else;
+     nothing else (a payment event is rejected before anything is written;
+     the others run in a savepoint that a rejection rolls back);
   4. applies the change through the idempotent payment/refund services, which
      lock session -> payment -> refund and send their signals after commit.
 The event row and the change commit together: exactly once.
@@ -103,7 +104,10 @@ def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required
 
 
 def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
-    """The event's session with its payment, both locked, and its order."""
+    """The event's session with its payment, both locked, and its order.
+    Every rejection is raised before the one write (the provider's session id,
+    stored once the event is known to match): webhook_receive relies on that
+    to apply payment events without a savepoint."""
     sessions = sessions_with_payment_for_update()
     session = None
     if event.provider_session_id:
@@ -145,6 +149,9 @@ def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
 
 
 def _apply_payment_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool:
+    """Rejects (WebhookMismatch, WebhookUnknownSession) only in _match_session,
+    before anything is written; the payment services' own refusals are not
+    rejections and fail the whole delivery."""
     session = _match_session(provider=provider, event=event)
     payment = session.payment
     row.organization_id, row.session, row.payment = session.organization_id, session, payment
@@ -242,6 +249,27 @@ def _apply_dispute_event(*, row: WebhookEvent, provider: str, event: NormalizedE
     return changed
 
 
+def _apply_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) -> bool | None:
+    """Apply a verified event; None if it is of a kind we do not act on.
+    Raises WebhookMismatch or WebhookUnknownSession, having written nothing."""
+    if event.kind == EventKind.IGNORED:
+        return None
+    if event.kind.is_payment:
+        # No savepoint (two statements of the payment confirmation's hot
+        # path): a payment event is rejected before anything is written.
+        return _apply_payment_event(row=row, provider=provider, event=event)
+    # The others may reject after a write (a dispute opened for a closing
+    # event, then found not to match): a savepoint undoes it, and the event
+    # row stays, marked rejected.
+    with transaction.atomic():
+        if event.kind.is_refund:
+            return _apply_refund_event(row=row, provider=provider, event=event)
+        if event.kind.is_dispute:
+            return _apply_dispute_event(row=row, provider=provider, event=event)
+        assert event.kind.is_payout, event.kind
+        return payout_event_apply(row=row, provider=provider, event=event)
+
+
 def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
     """Verify and apply one webhook delivery; see the module docstring.
 
@@ -264,26 +292,15 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
         row.outcome = WebhookOutcome.IGNORED
         row.error = None
         try:
-            # A savepoint: on a rejection, whatever the matching did is undone
-            # but the event row stays, marked rejected.
-            with transaction.atomic():
-                if event.kind.is_payment:
-                    changed = _apply_payment_event(row=row, provider=provider, event=event)
-                elif event.kind.is_refund:
-                    changed = _apply_refund_event(row=row, provider=provider, event=event)
-                elif event.kind.is_dispute:
-                    changed = _apply_dispute_event(row=row, provider=provider, event=event)
-                elif event.kind.is_payout:
-                    changed = payout_event_apply(row=row, provider=provider, event=event)
-                else:
-                    changed = None
-                if changed is not None:
-                    row.outcome = WebhookOutcome.PROCESSED if changed else WebhookOutcome.NO_CHANGE
+            changed = _apply_event(row=row, provider=provider, event=event)
         except (WebhookMismatch, WebhookUnknownSession) as exc:
             rejection = exc
             row.outcome = WebhookOutcome.REJECTED
             row.error = exc.as_dict()
             row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
+        else:
+            if changed is not None:
+                row.outcome = WebhookOutcome.PROCESSED if changed else WebhookOutcome.NO_CHANGE
         row.processed_at = timezone.now()
         row.save(update_fields=_APPLIED_FIELDS)
         if not created:

@@ -1,8 +1,10 @@
 """The sandbox delivers a due-now webhook in the paying process, right after
-the charge commits: no Celery message, the row not read back, a failure
-never seen by the buyer and left to the sweeper, and a race with the sweeper
-delivering once. These tests commit for real (transaction=True), so the
-after-commit callbacks run as in production, robust ones included."""
+the charge commits: no Celery message, the row recorded already claimed for
+that delivery (not claimed again, not read back), a failure never seen by the
+buyer and left to the sweeper, a crash before the delivery left to the
+sweeper once the lease runs out, and a race with the sweeper delivering once.
+These tests commit for real (transaction=True), so the after-commit callbacks
+run as in production, robust ones included."""
 
 from __future__ import annotations
 
@@ -72,10 +74,11 @@ def test_the_pay_post_delivers_the_webhook_before_answering_without_celery(
     assert WebhookEvent.objects.get().delivery_count == 1
     assert "payments.tasks.deliver_sandbox_webhook" not in celery_messages
     # Delivery used the row as it was recorded: it claimed and updated it, never read it back.
-    webhook_reads = [
-        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and "sandboxwebhook" in q["sql"]
+    webhook_statements = [
+        q["sql"].split()[0] for q in queries.captured_queries if '"payments_sandboxwebhook"' in q["sql"]
     ]
-    assert webhook_reads == []
+    # Recorded already claimed, so not claimed again: the INSERT, then the UPDATE marking it delivered.
+    assert webhook_statements == ["INSERT", "UPDATE"]
     # Delivered: the sweeper has nothing left to do.
     assert sandbox_webhooks_deliver_due(now=timezone.now() + timedelta(days=1)) == []
 
@@ -108,22 +111,50 @@ def test_delivery_on_commit_can_be_switched_off(client, sandbox_session, pay_url
     assert signal_log.names() == []
 
 
+def test_a_crash_between_the_commit_and_the_delivery_leaves_the_row_to_the_sweeper_once_its_lease_runs_out(
+    client, sandbox_session, pay_url, signal_log, monkeypatch
+):
+    # given: the process dies after the charge commits, before its inline
+    # delivery (robust on_commit swallows the error, as the buyer's page must)
+    real_deliver = webhooks.sandbox_webhook_deliver
+
+    def deliver(**kwargs: Any) -> DeliveryResult | None:
+        if kwargs.get("recorded") is not None:
+            raise RuntimeError("the process went away")
+        return real_deliver(**kwargs)
+
+    monkeypatch.setattr(webhooks, "sandbox_webhook_deliver", deliver)
+
+    # when
+    response = pay(client, pay_url(sandbox_session))
+
+    # then: the charge stands; the row was recorded claimed for the lost delivery
+    assert (response.status_code, response["Location"]) == (302, sandbox_session.success_url)
+    row = SandboxWebhook.objects.get()
+    assert (row.attempts, row.last_status_code, row.delivered_at) == (0, None, None)
+    lease = timedelta(seconds=webhooks.DELIVERY_LEASE_SECONDS)
+    assert timezone.now() < row.next_attempt_at <= timezone.now() + lease
+    assert payment_status(sandbox_session) == PaymentStatus.CREATED
+
+    # when: the sweeper comes round during the lease, after it, and again later
+    during = sandbox_webhooks_deliver_due()
+    after = sandbox_webhooks_deliver_due(now=timezone.now() + lease + timedelta(seconds=1))
+    again = sandbox_webhooks_deliver_due(now=timezone.now() + timedelta(days=1))
+
+    # then: it waits for the lease, then delivers exactly once
+    assert during == []
+    assert [(r.status_code, r.delivered) for r in after] == [(200, True)]
+    assert again == []
+    row.refresh_from_db()
+    assert (row.attempts, row.last_status_code, row.last_error, row.next_attempt_at) == (1, 200, "", None)
+    assert WebhookEvent.objects.get().delivery_count == 1
+    assert payment_status(sandbox_session) == PaymentStatus.SUCCEEDED
+    assert signal_log.names() == ["payment_succeeded"]
+
+
 def _fail_once(monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     """Make the first (inline) delivery fail the way `failure` says; later
     deliveries reach our real endpoint."""
-    if failure == "crash before delivery":
-        # As if the process died between the commit and the delivery: the
-        # delivery never claims the row. robust on_commit swallows the error.
-        real_deliver = webhooks.sandbox_webhook_deliver
-
-        def deliver(**kwargs: Any) -> DeliveryResult | None:
-            if kwargs.get("recorded") is not None:
-                raise RuntimeError("the process went away")
-            return real_deliver(**kwargs)
-
-        monkeypatch.setattr(webhooks, "sandbox_webhook_deliver", deliver)
-        return
-
     real_dispatch = webhooks._dispatch
     calls: list[None] = []
 
@@ -138,7 +169,7 @@ def _fail_once(monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
     monkeypatch.setattr(webhooks, "_dispatch", dispatch)
 
 
-@pytest.mark.parametrize("failure", ["endpoint raises", "endpoint answers 500", "crash before delivery"])
+@pytest.mark.parametrize("failure", ["endpoint raises", "endpoint answers 500"])
 def test_a_failed_inline_delivery_keeps_the_buyers_success_and_the_sweeper_delivers_it_once(
     client, sandbox_session, pay_url, signal_log, monkeypatch, failure
 ):
@@ -152,12 +183,8 @@ def test_a_failed_inline_delivery_keeps_the_buyers_success_and_the_sweeper_deliv
     assert (response.status_code, response["Location"]) == (302, sandbox_session.success_url)
     row = SandboxWebhook.objects.get()
     assert row.delivered_at is None
-    if failure == "crash before delivery":
-        assert (row.attempts, row.last_status_code) == (0, None)
-        assert row.next_attempt_at <= timezone.now()
-    else:
-        assert (row.attempts, row.last_status_code) == (1, 500)
-        assert timezone.now() < row.next_attempt_at <= timezone.now() + timedelta(seconds=5)
+    assert (row.attempts, row.last_status_code) == (1, 500)
+    assert timezone.now() < row.next_attempt_at <= timezone.now() + timedelta(seconds=5)
     assert payment_status(sandbox_session) == PaymentStatus.CREATED
     assert signal_log.names() == []
 
@@ -170,11 +197,7 @@ def test_a_failed_inline_delivery_keeps_the_buyers_success_and_the_sweeper_deliv
     assert again == []
     row.refresh_from_db()
     assert row.delivered_at is not None
-    assert (row.attempts, row.last_status_code, row.last_error) == (
-        1 if failure == "crash before delivery" else 2,
-        200,
-        "",
-    )
+    assert (row.attempts, row.last_status_code, row.last_error) == (2, 200, "")
     assert WebhookEvent.objects.get().delivery_count == 1
     assert payment_status(sandbox_session) == PaymentStatus.SUCCEEDED
     assert signal_log.names() == ["payment_succeeded"]
@@ -184,19 +207,63 @@ def _wait(event: threading.Event) -> None:
     assert event.wait(WAIT_SECONDS), "the other side of the race never got there"
 
 
-@pytest.mark.parametrize("winner", ["inline", "sweeper"])
-def test_the_inline_delivery_racing_the_sweeper_delivers_once(
-    client, sandbox_session, pay_url, signal_log, monkeypatch, winner
+def test_the_sweeper_right_after_the_commit_leaves_the_row_to_its_inline_delivery(
+    client, sandbox_session, pay_url, signal_log, monkeypatch
 ):
-    """The sweeper lists the row as due the moment the charge commits, before
-    the inline delivery claims it; then both try to claim it. The steps are
-    staged so that `winner` claims first and is still delivering while the
-    other tries: the loser gets nothing to do."""
-    real_deliver, real_dispatch = webhooks.sandbox_webhook_deliver, webhooks._dispatch
-    committed, listed, claimed, lost = (threading.Event() for _ in range(4))
+    """The sweeper (another process) runs the moment the charge commits,
+    before the inline delivery starts: the row is recorded claimed, so it is
+    not due and the sweeper has nothing to do."""
+    real_deliver = webhooks.sandbox_webhook_deliver
+    committed, swept = threading.Event(), threading.Event()
 
     def deliver(**kwargs: Any) -> DeliveryResult | None:
         if kwargs.get("recorded") is not None:  # inline, right after the charge committed
+            committed.set()
+            _wait(swept)
+        return real_deliver(**kwargs)
+
+    monkeypatch.setattr(webhooks, "sandbox_webhook_deliver", deliver)
+    url = pay_url(sandbox_session)
+
+    def sweeper() -> list[DeliveryResult]:
+        _wait(committed)
+        try:
+            return webhooks.sandbox_webhooks_deliver_due()
+        finally:
+            swept.set()
+
+    buyer: Callable[[], Any] = lambda: pay(client, url)  # noqa: E731
+
+    # when
+    (response, buyer_error), (swept_results, sweeper_error) = run_concurrently([buyer, sweeper])
+
+    # then
+    assert (buyer_error, sweeper_error) == (None, None)
+    assert (response.status_code, response["Location"]) == (302, sandbox_session.success_url)
+    assert swept_results == []
+    row = SandboxWebhook.objects.get()
+    assert (row.attempts, row.last_status_code, row.next_attempt_at) == (1, 200, None)
+    assert WebhookEvent.objects.get().delivery_count == 1
+    assert payment_status(sandbox_session) == PaymentStatus.SUCCEEDED
+    assert signal_log.names() == ["payment_succeeded"]
+
+
+@pytest.mark.parametrize("winner", ["inline", "sweeper"])
+def test_a_late_inline_delivery_racing_the_sweeper_after_the_lease_ran_out_delivers_once(
+    client, sandbox_session, pay_url, signal_log, monkeypatch, winner
+):
+    """The inline delivery starts only after the lease its row was recorded
+    with ran out (its transaction ran on long before committing), just as the
+    sweeper finds the row due again: the inline delivery must claim it now,
+    like the sweeper. The steps are staged so that `winner` claims first and
+    is still delivering while the other tries: the loser gets nothing to do."""
+    real_deliver, real_dispatch = webhooks.sandbox_webhook_deliver, webhooks._dispatch
+    committed, listed, claimed, lost = (threading.Event() for _ in range(4))
+    late = timedelta(seconds=webhooks.DELIVERY_LEASE_SECONDS + 1)
+
+    def deliver(**kwargs: Any) -> DeliveryResult | None:
+        if kwargs.get("recorded") is not None:  # inline, right after the charge committed...
+            kwargs["now"] = timezone.now() + late  # ...but late
             committed.set()
             _wait(listed)
             if winner == "sweeper":
@@ -221,7 +288,7 @@ def test_the_inline_delivery_racing_the_sweeper_delivers_once(
 
     def sweeper() -> list[DeliveryResult]:
         _wait(committed)
-        return webhooks.sandbox_webhooks_deliver_due()
+        return webhooks.sandbox_webhooks_deliver_due(now=timezone.now() + late)
 
     buyer: Callable[[], Any] = lambda: pay(client, url)  # noqa: E731
 
@@ -239,3 +306,47 @@ def test_the_inline_delivery_racing_the_sweeper_delivers_once(
     assert payment_status(sandbox_session) == PaymentStatus.SUCCEEDED
     assert signal_log.names() == ["payment_succeeded"]
     assert sandbox_webhooks_deliver_due(now=timezone.now() + timedelta(days=1)) == []
+
+
+def test_an_inline_delivery_short_of_lease_renews_it_before_delivering(
+    client, sandbox_session, pay_url, signal_log, monkeypatch
+):
+    """The inline delivery starts with less than half its lease left (its
+    transaction committed late): it renews the lease first, so a sweeper that
+    comes round when the recorded lease would have run out, while the
+    delivery is still under way, finds nothing due."""
+    real_deliver, real_dispatch = webhooks.sandbox_webhook_deliver, webhooks._dispatch
+    lease = timedelta(seconds=webhooks.DELIVERY_LEASE_SECONDS)
+    late = lease - timedelta(seconds=webhooks.DELIVERY_LEASE_RENEW_SECONDS - 1)
+    swept: list[list[DeliveryResult]] = []
+
+    def deliver(**kwargs: Any) -> DeliveryResult | None:
+        if kwargs.get("recorded") is not None:
+            kwargs["now"] = timezone.now() + late
+        return real_deliver(**kwargs)
+
+    def dispatch(**kwargs: Any) -> tuple[int, str]:
+        if not swept:  # while delivering, the recorded lease runs out and the sweeper comes round
+            swept.append(webhooks.sandbox_webhooks_deliver_due(now=timezone.now() + lease + timedelta(seconds=1)))
+        return real_dispatch(**kwargs)
+
+    monkeypatch.setattr(webhooks, "sandbox_webhook_deliver", deliver)
+    monkeypatch.setattr(webhooks, "_dispatch", dispatch)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = pay(client, pay_url(sandbox_session))
+
+    # then: renewed (one UPDATE more), so the sweeper found nothing; delivered once
+    assert (response.status_code, response["Location"]) == (302, sandbox_session.success_url)
+    assert swept == [[]]
+    webhook_statements = [
+        q["sql"].split()[0] for q in queries.captured_queries if '"payments_sandboxwebhook"' in q["sql"]
+    ]
+    assert webhook_statements[0] == "INSERT"
+    assert webhook_statements[1:].count("UPDATE") == 2  # the renewal, then marking it delivered
+    row = SandboxWebhook.objects.get()
+    assert (row.attempts, row.last_status_code, row.next_attempt_at) == (1, 200, None)
+    assert WebhookEvent.objects.get().delivery_count == 1
+    assert payment_status(sandbox_session) == PaymentStatus.SUCCEEDED
+    assert signal_log.names() == ["payment_succeeded"]

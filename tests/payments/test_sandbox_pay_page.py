@@ -73,6 +73,7 @@ def test_paying_with_the_success_card(client, sandbox_session, pay_url, signal_l
         "amount_cents": 2500,
         "currency": "EUR",
         "status": "succeeded",
+        "succeeded_at": payment.succeeded_at,
     }
     audit = AuditLogEntry.objects.get(object_id=str(payment.pk), transition="mark_succeeded")
     assert (audit.source_state, audit.target_state, audit.actor_repr) == ("created", "succeeded", "system")

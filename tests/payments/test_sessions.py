@@ -9,7 +9,13 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from payments.exceptions import IdempotencyKeyReused, OrderNotPayable, ProviderUnknown
+from payments.exceptions import (
+    IdempotencyKeyReused,
+    OrderNotPayable,
+    ProviderRejected,
+    ProviderUnavailable,
+    ProviderUnknown,
+)
 from payments.models import (
     Payment,
     PaymentSession,
@@ -17,8 +23,9 @@ from payments.models import (
     PaymentStatus,
     SandboxSession,
 )
-from payments.providers.base import ProviderStatus
+from payments.providers.base import ProviderStatus, SessionRequest
 from payments.providers.sandbox import SandboxProvider
+from payments.sandbox import gateway
 from payments.selectors import payment_for_order, payment_list_succeeded_for_unpaid_orders
 from payments.services import payment_session_create, payment_session_expire, payment_status_fetch
 from tests.payments.factories import make_order
@@ -51,11 +58,124 @@ def test_a_session_is_opened_at_the_sandbox(order):
     assert (audit.source_state, audit.target_state) == ("created", "open")
 
 
+def _writes(queries: CaptureQueriesContext) -> list[tuple[str, str]]:
+    """(statement, table) of every write captured."""
+    writes = []
+    for query in queries.captured_queries:
+        words = query["sql"].replace('"', "").split()
+        if words[0] in ("INSERT", "DELETE"):
+            writes.append((words[0], words[2]))
+        elif words[0] == "UPDATE":
+            writes.append((words[0], words[1]))
+    return writes
+
+
+def _opening_audit(session: PaymentSession) -> list[tuple[str, str, str, str, str, int | None]]:
+    return list(
+        AuditLogEntry.objects.filter(object_id=str(session.pk), content_type__model="paymentsession").values_list(
+            "transition", "source_state", "target_state", "reason", "actor_repr", "organization_id"
+        )
+    )
+
+
+def test_an_in_process_session_is_written_once_already_open_with_the_audit_row_of_its_opening(order, monkeypatch):
+    # when: the sandbox (in process) opens a session
+    with CaptureQueriesContext(connection) as queries:
+        session = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+
+    # then: our session is inserted open, with the sandbox's id and URL, and never updated
+    assert _writes(queries) == [
+        ("INSERT", "payments_paymentsession"),
+        ("INSERT", "payments_payment"),
+        ("INSERT", "payments_sandboxsession"),
+        ("INSERT", "ticketing_auditlogentry"),
+    ]
+    stored = PaymentSession.objects.get()
+    sandbox = SandboxSession.objects.get()
+    assert (stored.status, stored.provider_session_id, stored.payment_url, stored.expires_at) == (
+        PaymentSessionStatus.OPEN,
+        sandbox.session_id,
+        f"https://tickets.example/pay/sandbox/{sandbox.token}/",
+        sandbox.expires_at,
+    )
+    assert (session.status, session.provider_session_id, session.payment_url, session.created_at) == (
+        stored.status,
+        stored.provider_session_id,
+        stored.payment_url,
+        stored.created_at,
+    )
+    assert sandbox.session_reference == stored.reference
+
+    # ...and its audit trail is the one the two phases leave (the session
+    # inserted created, then opened): the created -> open transition, once
+    two_phase_order = make_order(organization=order.organization)
+    monkeypatch.setattr(SandboxProvider, "in_process", False)
+    two_phase = payment_session_create(order=two_phase_order, provider="sandbox", idempotency_key="k2")
+    assert _opening_audit(session) == _opening_audit(two_phase)
+    assert _opening_audit(session) == [
+        ("open", "created", "open", "opened at sandbox", "system", order.organization_id)
+    ]
+
+
 def test_the_same_key_returns_the_same_session(order):
     first = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
-    again = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    with CaptureQueriesContext(connection) as queries:
+        again = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
     assert again.pk == first.pk
+    assert (again.status, again.payment_url) == (PaymentSessionStatus.OPEN, first.payment_url)
     assert (PaymentSession.objects.count(), Payment.objects.count(), SandboxSession.objects.count()) == (1, 1, 1)
+    # The insert under the key found the row: no sandbox session drawn for the replay is written.
+    assert _writes(queries) == [("INSERT", "payments_paymentsession")]
+    assert len(_opening_audit(first)) == 1
+
+
+def test_a_sandbox_key_used_before_without_our_session_refuses_the_new_one(order):
+    # given: the sandbox has a session under the key that none of ours names
+    gateway.sandbox_session_create(
+        request=SessionRequest(
+            reference="ps_someone_else",
+            order_code=order.code,
+            amount_cents=2500,
+            currency="EUR",
+            description="",
+            buyer_email="",
+            success_url="",
+            cancel_url="",
+            expires_at=order.expires_at,
+            created_at=order.created_at,
+        ),
+        idempotency_key="k",
+    )
+
+    # when / then: ours is refused and nothing of it is written
+    with pytest.raises(ProviderRejected), transaction.atomic():
+        payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    assert not PaymentSession.objects.exists()
+    assert not Payment.objects.exists()
+    assert SandboxSession.objects.count() == 1
+
+
+def test_an_in_process_session_left_created_is_resumed_with_the_same_key(order, monkeypatch):
+    # given: a sandbox session left created, as the two-phase way leaves one
+    # when the provider call fails
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise ProviderUnavailable()
+
+    monkeypatch.setattr(SandboxProvider, "in_process", False)
+    monkeypatch.setattr(SandboxProvider, "create_session", unavailable)
+    with pytest.raises(ProviderUnavailable):
+        payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+    assert PaymentSession.objects.get().status == PaymentSessionStatus.CREATED
+    monkeypatch.undo()
+
+    # when
+    session = payment_session_create(order=order, provider="sandbox", idempotency_key="k")
+
+    # then
+    assert session.status == PaymentSessionStatus.OPEN
+    assert session.provider_session_id == SandboxSession.objects.get().session_id
+    assert PaymentSession.objects.get().status == PaymentSessionStatus.OPEN
+    assert len(_opening_audit(session)) == 1
 
 
 def test_a_key_reused_for_another_order_or_provider_is_refused(order, stripe_http):

@@ -8,11 +8,22 @@ import json
 import time
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from payments.models import Payment, PaymentStatus, WebhookEvent, WebhookOutcome
+from payments.models import (
+    Dispute,
+    Payment,
+    PaymentSession,
+    PaymentStatus,
+    Refund,
+    SandboxSession,
+    WebhookEvent,
+    WebhookOutcome,
+)
 from tests.payments.factories import SANDBOX_SECRET, hmac_header, sandbox_event
-from ticketing.models import AuditLogEntry, OrderStatus
+from ticketing.models import AuditLogEntry, Order, OrderStatus
 
 
 @pytest.fixture
@@ -228,3 +239,78 @@ def test_wrong_method_and_unknown_provider(client, webhook_url, settings):
     assert response.json()["code"] == "provider_unknown"
     settings.PAYMENT_PROVIDERS = ("stripe",)
     assert client.post(webhook_url("sandbox"), data=b"{}", content_type="application/json").status_code == 404
+
+
+def _rows() -> dict[str, list[dict]]:
+    """Every row a payment event could touch, as stored."""
+    return {
+        model.__name__: list(model.objects.order_by("pk").values())
+        for model in (PaymentSession, Payment, SandboxSession, Refund, Dispute, AuditLogEntry, Order)
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+@pytest.mark.parametrize(
+    ("event_type", "data", "setup", "code"),
+    [
+        ("payment.succeeded", {"amount_cents": 2499}, None, "webhook_mismatch"),
+        ("payment.succeeded", {"amount_cents": None}, None, "webhook_mismatch"),
+        ("payment.pending", {"order_reference": "someone-elses-order"}, None, "webhook_mismatch"),
+        ("payment.failed", {"currency": "USD"}, None, "webhook_mismatch"),
+        ("payment.cancelled", {"amount_cents": 1}, None, "webhook_mismatch"),
+        (
+            "payment.succeeded",
+            {"session_id": "sbx_cs_nobody", "session_reference": "ps_nobody"},
+            None,
+            "webhook_unknown_session",
+        ),
+        ("payment.succeeded", {"session_reference": "ps_someone_else"}, None, "webhook_mismatch"),
+        ("payment.succeeded", {"session_id": "sbx_cs_someone_else"}, None, "webhook_mismatch"),
+        ("payment.succeeded", {"payment_id": "sbx_pi_someone_else"}, "payment_id_known", "webhook_mismatch"),
+        # Matched by our reference, so the provider's id would be stored: not when it mismatches.
+        ("payment.succeeded", {"amount_cents": 2499}, "provider_id_never_stored", "webhook_mismatch"),
+        ("payment.failed", {"currency": "USD"}, "provider_id_never_stored", "webhook_mismatch"),
+    ],
+)
+def test_a_rejected_payment_event_writes_nothing_but_its_rejected_row(
+    client, sandbox_session, webhook_url, signal_log, event_type, data, setup, code
+):
+    # given
+    if setup == "payment_id_known":
+        sandbox = SandboxSession.objects.get(session_id=sandbox_session.provider_session_id)
+        Payment.objects.filter(pk=sandbox_session.payment.pk).update(provider_payment_id=sandbox.payment_id)
+    body = sandbox_event(sandbox_session, event_type=event_type, **data)
+    if setup == "provider_id_never_stored":
+        PaymentSession.objects.filter(pk=sandbox_session.pk).update(provider_session_id="")
+    before = _rows()
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            webhook_url("sandbox"),
+            data=body,
+            content_type="application/json",
+            headers={"Sandbox-Signature": hmac_header(body=body, secret=SANDBOX_SECRET)},
+        )
+
+    # then: rejected; the event row is all that was written (a payment event
+    # is rejected before any write, so it needs no savepoint to undo one)
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    event = WebhookEvent.objects.get()
+    assert (event.outcome, event.error["code"], event.session_id, event.payment_id, event.organization_id) == (
+        WebhookOutcome.REJECTED,
+        code,
+        None,
+        None,
+        None,
+    )
+    assert _rows() == before
+    assert signal_log.calls == []
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert "SAVEPOINT" not in statements
+    writes = [
+        q["sql"].split()[:3] for q in queries.captured_queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")
+    ]
+    assert writes == [["INSERT", "INTO", '"payments_webhookevent"'], ["UPDATE", '"payments_webhookevent"', "SET"]]

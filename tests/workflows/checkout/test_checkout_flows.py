@@ -111,7 +111,8 @@ def test_a_provider_error_compensates_the_order_and_the_holds(ga, monkeypatch):
     def down(self, request, *, idempotency_key):
         raise ProviderUnavailable("the payment provider is down")
 
-    monkeypatch.setattr(sandbox_provider.SandboxProvider, "create_session", down)
+    # (the in-process sandbox opens its sessions with plan_session)
+    monkeypatch.setattr(sandbox_provider.SandboxProvider, "plan_session", down)
 
     with pytest.raises(CheckoutFailed) as info:
         _buy(ga.event_id, tickets=[{"ticket_type": ga.pk, "quantity": 2}])

@@ -67,15 +67,15 @@ def test_after_a_failed_pass_the_recorded_way_reads_the_order_itself(ga, monkeyp
     # given: the first attempt at the payment page fails (the one-transaction
     # pass is rolled back), the next one works
     attempts: list[str] = []
-    create_session = SandboxProvider.create_session
+    plan_session = SandboxProvider.plan_session
 
     def flaky(self, request, *, idempotency_key):
         attempts.append(idempotency_key)
         if len(attempts) == 1:
             raise ProviderUnavailable("a hiccup")
-        return create_session(self, request, idempotency_key=idempotency_key)
+        return plan_session(self, request, idempotency_key=idempotency_key)
 
-    monkeypatch.setattr(SandboxProvider, "create_session", flaky)
+    monkeypatch.setattr(SandboxProvider, "plan_session", flaky)
 
     # when
     with CaptureQueriesContext(connection) as captured:
