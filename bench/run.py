@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--celery-workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--celery-concurrency", type=int, default=2, help="prefork children per Celery worker")
+    parser.add_argument(
+        "--email-pool", choices=["prefork", "solo"], default="prefork", help="the e-mail worker's Celery pool"
+    )
     parser.add_argument("--max-seconds", type=float, help="stop the buyers after this long (default 300, smoke 45)")
     parser.add_argument("--max-checkouts", type=int, default=100_000, help="stop after this many checkout attempts")
     parser.add_argument("--settle-timeout", type=float, default=120, help="wait this long for the asynchronous part")
@@ -229,6 +232,7 @@ def summarize(
             "gunicorn_sync_workers": args.web_workers,
             "celery_workers": args.celery_workers,
             "celery_concurrency": args.celery_concurrency,
+            "email_pool": args.email_pool,
             "database": args.db_name,
             "redis_db": args.redis_db,
         },
@@ -284,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         web_workers=args.web_workers,
         celery_workers=args.celery_workers,
         celery_concurrency=args.celery_concurrency,
+        email_pool=args.email_pool,
         db_name=args.db_name,
         redis_db=args.redis_db,
         keep_db=args.keep_db,

@@ -54,6 +54,9 @@ class StackConfig:
     # CPU first and the e-mails catch up after. False: the workers above
     # consume the `email` queue too.
     email_worker: bool = True
+    # The e-mail worker's pool: "prefork" (one child) or "solo" (the tasks run
+    # in the worker process itself, with no hand-off to a child per task).
+    email_pool: str = "prefork"
     db_name: str = DEFAULT_DB_NAME
     redis_db: int = DEFAULT_REDIS_DB
     keep_db: bool = False
@@ -297,6 +300,8 @@ class Stack:
                     "-n",
                     str(EMAIL_WORKER_NICE),
                     *self.worker_argv("bench-email@%h", queues=[EMAIL_QUEUE], concurrency=1),
+                    "--pool",
+                    self.config.email_pool,
                 ],
             )
         self._spawn(
