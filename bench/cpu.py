@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -55,11 +55,32 @@ def pids_seconds(pids: Iterable[int]) -> dict[int, float]:
     return seconds
 
 
+# The machine's shared services, by process name: Redis (broker, cache,
+# throttling) and every PostgreSQL process (its WAL writer and checkpointer
+# too, not only this database's backends), so the machine's CPU per order is
+# accounted for.
+SERVICES = {"redis": "redis-server", "postgres-all": "postgres"}
+
+
+def pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as f:
+                    if f.read().strip() == name:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
 @dataclass
 class CpuSnapshot:
     machine: float
     groups: dict[str, float]
     postgres: dict[int, float]  # by backend pid
+    services: dict[str, dict[int, float]] = field(default_factory=dict)  # by name, then pid
 
 
 def snapshot(groups: dict[str, int], postgres_pids: Iterable[int]) -> CpuSnapshot:
@@ -68,6 +89,7 @@ def snapshot(groups: dict[str, int], postgres_pids: Iterable[int]) -> CpuSnapsho
         machine=machine_busy_seconds(),
         groups={name: by_pgid.get(pgid, 0.0) for name, pgid in groups.items()},
         postgres=pids_seconds(postgres_pids),
+        services={name: pids_seconds(pids_named(comm)) for name, comm in SERVICES.items()},
     )
 
 
@@ -79,4 +101,7 @@ def delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     for name, seconds in after.groups.items():
         spent[name] = seconds - before.groups.get(name, 0.0)
     spent["postgres"] = sum(s - before.postgres.get(pid, 0.0) for pid, s in after.postgres.items())
+    for name, seconds_by_pid in after.services.items():
+        earlier = before.services.get(name, {})
+        spent[name] = sum(s - earlier.get(pid, 0.0) for pid, s in seconds_by_pid.items())
     return spent

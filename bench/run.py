@@ -256,7 +256,8 @@ def summarize(
         "audit": audit,
         "cpu_ms_per_order": {name: per_order(seconds) for name, seconds in cpu_spent.items()},
         "cpu_note": "machine = all cores, everything running on the box (others' jobs too); "
-        "postgres = this database's backends only",
+        "postgres = this database's backends only; postgres-all = every PostgreSQL process (WAL writer, "
+        "checkpointer and other databases' backends too); redis = the Redis server (broker, cache, throttling)",
         "errors_sample": load["errors"][:10],
         **{k: v for k, v in extra.items() if k != "data"},
     }
