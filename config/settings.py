@@ -158,6 +158,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connections every this many tasks
+# (without it, around every task); config/celery.py tidies them per task.
+CELERY_DB_REUSE_MAX = 10_000
 # Redis re-delivers unacknowledged messages after the visibility timeout; our
 # tasks never run that long and long timers live in the database, not in ETAs.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

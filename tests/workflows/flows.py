@@ -11,7 +11,9 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+from celery import shared_task
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from ticketing.models import TicketType
@@ -102,3 +104,13 @@ def reserve_twice(ctx: Context) -> dict[str, Any]:
 
 def _fail() -> None:
     raise RuntimeError("asked to fail")
+
+
+@shared_task(name="tests.workflows.flows.note_backend")
+def note_backend(key: str) -> None:
+    """Append the PostgreSQL backend (the connection) that served this task
+    to the Redis list `key`."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    redis.Redis.from_url(settings.REDIS_URL).rpush(key, pid)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 import redis
+from django.db import connection
 
-from tests.workflows.flows import FakeProvider
+from tests.workflows.flows import FakeProvider, note_backend
 from tests.workflows.helpers import WorkerProcess, fresh, rewind, steps, wait_until
 from workflows.engine import signal, start
 from workflows.engine.sweepers import wake_due_runs
@@ -53,3 +54,29 @@ def test_redis_flushed_while_a_run_sleeps_the_sweeper_still_fires_it(
 
     assert wait_until(lambda: fresh(run).status == RunStatus.COMPLETED), celery_worker.output()[-3000:]
     assert fresh(run).output == "woke up"
+
+
+def test_the_worker_keeps_its_database_connection_across_tasks(
+    celery_worker: WorkerProcess, test_redis: redis.Redis
+) -> None:
+    def backends(key: str, n: int) -> set[int]:
+        assert wait_until(lambda: test_redis.llen(key) == n), celery_worker.output()[-3000:]
+        return {int(pid) for pid in test_redis.lrange(key, 0, -1)}
+
+    # when the worker runs five tasks
+    for _ in range(5):
+        note_backend.delay("before")
+
+    # then one connection served them all (not one each, as Celery's fixup would have it)
+    before = backends("before", 5)
+    assert len(before) == 1
+
+    # and when the database drops that connection (as a restart does)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [next(iter(before))])
+    for _ in range(3):
+        note_backend.delay("after")
+
+    # then the next tasks still run, on one new connection
+    after = backends("after", 3)
+    assert len(after) == 1 and after != before
