@@ -69,7 +69,7 @@ class Compensation:
 
 class Context:
     def __init__(self, run: WorkflowRun, lease: Lease, *, replay_only: bool = False, fresh: bool = False) -> None:
-        self.run = run
+        self._run = run
         self.lease = lease
         self.replay_only = replay_only
         # A fresh run (its first pass, by its starter) has no history to load.
@@ -80,20 +80,25 @@ class Context:
         self._sequence = 0
 
     @property
+    def run(self) -> WorkflowRun:
+        return self._run
+
+    # What the workflow is: readable before its run has a row (one_transaction).
+    @property
     def input(self) -> dict[str, Any]:
-        return self.run.input
+        return self._run.input
 
     @property
     def workflow_type(self) -> str:
-        return self.run.workflow_type
+        return self._run.workflow_type
 
     @property
     def business_key(self) -> str:
-        return self.run.business_key
+        return self._run.business_key
 
     @property
     def organization_id(self) -> int | None:
-        return self.run.organization_id
+        return self._run.organization_id
 
     # --- bookkeeping ----------------------------------------------------------------
 

@@ -72,26 +72,6 @@ class OneTransactionContext(Context):
     def run(self) -> WorkflowRun:
         raise NeedsRecordedPass("the workflow reads its run, which has no id before the pass ends")
 
-    @run.setter
-    def run(self, run: WorkflowRun) -> None:
-        self._unsaved_run = run
-
-    @property
-    def input(self) -> dict[str, Any]:
-        return self._unsaved_run.input
-
-    @property
-    def workflow_type(self) -> str:
-        return self._unsaved_run.workflow_type
-
-    @property
-    def business_key(self) -> str:
-        return self._unsaved_run.business_key
-
-    @property
-    def organization_id(self) -> int | None:
-        return self._unsaved_run.organization_id
-
     def new_row(self, sequence: int, name: str, kind: str, **fields: Any) -> WorkflowStep:
         """An unsaved step row with no run nor idempotency key yet (see steps_of)."""
         return WorkflowStep(sequence=sequence, name=name, kind=kind, **fields)
