@@ -41,12 +41,12 @@ class PricedLine:
 class CartRows:
     """The rows the pricing read: the event and the cart's ticket types by id
     (each with `event` loaded, as TicketType.check_orderable needs), and
-    whether the organization had an active webhook subscription then (None:
-    not read)."""
+    whether the organization had an active webhook subscription then (True
+    unless known otherwise)."""
 
     event: Event
     ticket_types: Mapping[int, TicketType]
-    subscribed: bool | None = None
+    subscribed: bool = True
 
 
 @dataclass(frozen=True)
@@ -185,5 +185,5 @@ def cart_price(
         lines=lines,
         donation_cents=donation,
         fees=fees.as_snapshot(),
-        rows=CartRows(event=event, ticket_types=types, subscribed=event_types[0].subscribed if event_types else None),
+        rows=CartRows(event=event, ticket_types=types, subscribed=event_types[0].subscribed if event_types else True),
     )

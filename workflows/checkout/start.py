@@ -279,8 +279,7 @@ def start_checkout(**request: Any) -> CheckoutStarted:
         finally:
             _in_memory.reset(token)
         if done is not None:
-            subscribed = cart.rows.subscribed if cart.rows is not None else None
-            return replace(checkout_outcome(done), subscribed=subscribed is not False)
+            return replace(checkout_outcome(done), subscribed=cart.rows is None or cart.rows.subscribed)
     run, lease = start_claimed(WORKFLOW, key, data, organization=cart.organization_id)
     if lease is None:
         # This checkout was started before (a repeated request with the same
