@@ -23,15 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 from celery.app.task import Task
 
-from payments.sandbox.gateway import sandbox_charge
 from tests.factories import EventFactory, TicketTypeFactory
+from tests.workflows.checkout.conftest import buy_ga, pay
 from ticketing.models import Order, OrderStatus
-from workflows.checkout.start import CheckoutStarted, start_checkout
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 
@@ -73,8 +71,6 @@ PAYMENT_CONFIRMATION_MAX_QUERIES = 45
 # ticket e-mail (its delivery read with its order and event: 6 -> 5).
 AFTER_CONFIRMATION_MAX_QUERIES = 5
 
-PAY_CARD = "4242424242424242"
-
 Message = tuple[str, list[Any], dict[str, Any]]
 
 
@@ -115,26 +111,12 @@ def ga(organization: Any) -> Any:
     return TicketTypeFactory(event=event, capacity=1000, price_cents=2500, max_per_order=10)
 
 
-def _start(ga: Any, n: int) -> CheckoutStarted:
-    return start_checkout(
-        event_id=ga.event_id,
-        buyer_name=f"Buyer {n}",
-        buyer_email=f"buyer{n}@example.com",
-        tickets=[{"ticket_type": ga.pk, "quantity": 2}],
-    )
-
-
-def _pay(started: CheckoutStarted) -> None:
-    token = urlparse(started.payment_url).path.rstrip("/").split("/")[-1]
-    sandbox_charge(token=token, card_number=PAY_CARD)
-
-
 @pytest.fixture
 def warm(ga: Any, broker: list[Message]) -> Iterator[None]:
     """One whole order first: the event's signing key, fee policy and the
     other per-process caches exist, as in a running rush."""
-    started = _start(ga, 0)
-    _pay(started)
+    started = buy_ga(ga, buyer=0)
+    pay(started)
     run_tasks(broker)
     assert Order.objects.get(code=started.order_code).status == OrderStatus.PAID
     broker.clear()
@@ -145,7 +127,7 @@ def warm(ga: Any, broker: list[Message]) -> Iterator[None]:
 def test_checkout_start_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
     # when
     with django_assert_max_num_queries(CHECKOUT_START_MAX_QUERIES) as captured:
-        started = _start(ga, 1)
+        started = buy_ga(ga, buyer=1)
 
     # then
     assert started.payment_url
@@ -156,12 +138,12 @@ def test_checkout_start_statements(ga: Any, broker: list[Message], django_assert
 @pytest.mark.usefixtures("warm")
 def test_payment_confirmation_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
     # given: a checkout
-    started = _start(ga, 1)
+    started = buy_ga(ga, buyer=1)
 
     # when: the card is paid on the pay page, and the sandbox delivers its
     # webhook right after that commit, which starts and completes CompleteCheckout
     with django_assert_max_num_queries(PAYMENT_CONFIRMATION_MAX_QUERIES) as captured:
-        _pay(started)
+        pay(started)
 
     # then: paid, with tickets, and only the e-mail left to a worker
     order = Order.objects.get(code=started.order_code)

@@ -33,6 +33,14 @@ def _held(ticket_type: TicketType) -> int:
     return ticket_type.held
 
 
+def _recorded_run(workflow_type: str, business_key: str, data: dict[str, Any], **kwargs: Any) -> WorkflowRun:
+    """Start the run and advance it step by step, as a caller does once the
+    pass in one transaction gave up."""
+    run, lease = start_claimed(workflow_type, business_key, data, **kwargs)
+    assert lease is not None
+    return advance_claimed(run, lease)
+
+
 def _audit_of(run: WorkflowRun) -> list[dict[str, Any]]:
     """The run's audit rows as a reader sees them, without what differs per row."""
     rows = AuditLogEntry.objects.filter(
@@ -96,9 +104,7 @@ def test_a_failed_step_leaves_nothing_and_the_recorded_way_records_it(ticket_typ
     assert _held(ticket_type) == 0
 
     # and the recorded way does it again, fails, and compensates what it can
-    recorded, lease = start_claimed("test.reserve_twice", "order:fails", data)
-    assert lease is not None
-    recorded = advance_claimed(recorded, lease)
+    recorded = _recorded_run("test.reserve_twice", "order:fails", data)
     assert recorded.status == RunStatus.FAILED
     failed = recorded.steps.get(name="fail")
     assert failed.status == StepStatus.FAILED
@@ -208,9 +214,8 @@ def test_the_completion_audit_is_the_recorded_ways(ticket_type: TicketType) -> N
 
     # when the same workflow completes in one transaction and the recorded way
     one = run_in_one_transaction("test.reserve_twice", "order:audit-one", data, organization_id=organization_id)
-    recorded, lease = start_claimed("test.reserve_twice", "order:audit-recorded", data, organization=organization_id)
-    assert one is not None and lease is not None
-    recorded = advance_claimed(recorded, lease)
+    recorded = _recorded_run("test.reserve_twice", "order:audit-recorded", data, organization=organization_id)
+    assert one is not None
 
     # then both leave one audit row, the same but for the run it names
     assert recorded.status == RunStatus.COMPLETED
@@ -316,8 +321,6 @@ def test_a_workflow_that_reads_its_run_takes_the_recorded_way(ticket_type: Ticke
     assert run is None
     assert not WorkflowRun.objects.exists()
     assert _held(ticket_type) == 0
-    recorded, lease = start_claimed("test.reads_its_run", "order:reads", data)
-    assert lease is not None
-    recorded = advance_claimed(recorded, lease)
+    recorded = _recorded_run("test.reads_its_run", "order:reads", data)
     assert recorded.status == RunStatus.COMPLETED
     assert recorded.output["run"] == recorded.pk

@@ -14,6 +14,7 @@ from seating.services.plans import seating_plan_create
 from tests.factories import EventFactory, TicketTypeFactory
 from ticketing.models import TicketKind
 from workflows.checkout.cancel import checkouts_expire_due
+from workflows.checkout.start import CheckoutStarted, start_checkout
 from workflows.models import WorkflowRun
 
 PAY = "4242424242424242"
@@ -54,6 +55,17 @@ def seat_ids(event, labels):
 
 def token_of(payment_url: str) -> str:
     return urlparse(payment_url).path.rstrip("/").split("/")[-1]
+
+
+def buy_ga(ticket_type, *, quantity: int = 2, buyer: int = 0) -> CheckoutStarted:
+    """StartCheckout for `quantity` general-admission tickets of
+    `ticket_type`, by buyer number `buyer`."""
+    return start_checkout(
+        event_id=ticket_type.event_id,
+        buyer_name=f"Buyer {buyer}",
+        buyer_email=f"buyer{buyer}@example.com",
+        tickets=[{"ticket_type": ticket_type.pk, "quantity": quantity}],
+    )
 
 
 def pay(started, card: str = PAY):

@@ -5,7 +5,6 @@ the cart read and the order it placed are used as they are. The recorded way
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -14,21 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from payments.exceptions import ProviderUnavailable
 from payments.models import PaymentSession
 from payments.providers.sandbox import SandboxProvider
-from tests.workflows.checkout.conftest import checkout_run
+from tests.workflows.checkout.conftest import buy_ga, checkout_run
 from ticketing.models import Order, OrderStatus
-from workflows.checkout.start import CheckoutStarted, start_checkout
 from workflows.models import RunStatus
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("check_inventory")]
-
-
-def _buy(ga: Any, n: int) -> CheckoutStarted:
-    return start_checkout(
-        event_id=ga.event_id,
-        buyer_name=f"Buyer {n}",
-        buyer_email=f"buyer{n}@example.com",
-        tickets=[{"ticket_type": ga.pk, "quantity": 2}],
-    )
 
 
 def _tables_read(captured: CaptureQueriesContext) -> list[str]:
@@ -42,10 +31,10 @@ def _tables_read(captured: CaptureQueriesContext) -> list[str]:
 
 
 def test_the_start_reads_the_cart_once_and_its_order_never(ga):
-    _buy(ga, 0)  # per-process caches (content types) are warm in a rush
+    buy_ga(ga, buyer=0)  # per-process caches (content types) are warm in a rush
 
     with CaptureQueriesContext(connection) as captured:
-        started = _buy(ga, 1)
+        started = buy_ga(ga, buyer=1)
 
     # the cart's reads come before the run's transaction, which reads nothing
     # and has no savepoint
@@ -79,7 +68,7 @@ def test_after_a_failed_pass_the_recorded_way_reads_the_order_itself(ga, monkeyp
 
     # when
     with CaptureQueriesContext(connection) as captured:
-        started = _buy(ga, 1)
+        started = buy_ga(ga, buyer=1)
 
     # then: one order, with its session, opened by the recorded way
     assert len(attempts) == 2

@@ -7,10 +7,9 @@ from __future__ import annotations
 import pytest
 from django.core import mail
 
-from tests.workflows.checkout.conftest import pay
+from tests.workflows.checkout.conftest import buy_ga, pay
 from ticketing.models import EmailDelivery, Order, OrderStatus
 from ticketing.tasks import resend_lost_email_deliveries
-from workflows.checkout.start import start_checkout
 from workflows.engine import outbox
 from workflows.models import OutboxMessage
 from workflows.ticketing import issue_tickets
@@ -19,12 +18,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 def _buy_and_pay(ga) -> Order:
-    started = start_checkout(
-        event_id=ga.event_id,
-        buyer_name="Ada Lovelace",
-        buyer_email="ada@example.com",
-        tickets=[{"ticket_type": ga.pk, "quantity": 2}],
-    )
+    started = buy_ga(ga)
     pay(started)
     order = Order.objects.get(code=started.order_code)
     assert order.status == OrderStatus.PAID
