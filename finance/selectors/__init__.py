@@ -1,6 +1,6 @@
 """Reads of the finance domain; import them from here."""
 
-from finance.selectors.fees import DEFAULT_FEE_RULES, fee_rules_for
+from finance.selectors.fees import DEFAULT_FEE_RULES, fee_rules_for, fee_rules_from_sql, fee_rules_sql
 from finance.selectors.ledger import (
     Difference,
     LedgerVerification,
@@ -21,6 +21,8 @@ __all__ = [
     "account_balance_by_ref",
     "account_totals_recomputed",
     "fee_rules_for",
+    "fee_rules_from_sql",
+    "fee_rules_sql",
     "ledger_differences",
     "ledger_verify",
     "payout_for_provider",

@@ -10,12 +10,17 @@ webhook or a task delivered twice posts once.
 
 Costs. A sale touches hot accounts only (clearing, fees, donations, the
 event's pending account): no row is locked and no running total is
-updated, so concurrent sales never queue behind one another. A posting is
-three statements on the common path: insert the transaction (ON CONFLICT
-DO NOTHING on its key), read its accounts by code, bulk-insert the entries.
-Guarded accounts (available, reserve, receivable, in transit) add one
-conditional UPDATE each, in ascending id order (no deadlocks), which refuses
-to take them below zero.
+updated, so concurrent sales never queue behind one another. A posting to
+hot accounts is two statements on the common path: insert the transaction
+(ON CONFLICT DO NOTHING on its key), then insert its entries with their
+accounts looked up by code in that same statement (INSERT ... SELECT ...
+JOIN finance_account), which inserts nothing unless every account exists.
+Only then (an account's first use: an event's first sale, a new currency)
+are the accounts read, created and the entries inserted by id: four more.
+A posting to guarded accounts (available, reserve, receivable, in transit;
+the chart says which, without a query) reads its accounts first, inserts
+the entries, and adds one conditional UPDATE per guarded account, in
+ascending id order (no deadlocks), which refuses to take it below zero.
 
 PostgreSQL checks the balance of every transaction again at commit
 (migration 0003); the checks here make the error clear and early.
@@ -29,6 +34,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -49,6 +55,7 @@ from finance.exceptions import (
 from finance.fees import allocate
 from finance.locks import lock_ledger_reference
 from finance.models import Account, JournalEntry, JournalTransaction, NormalBalance, Side, TransactionKind
+from ticketing import rows
 from ticketing.exceptions import InvalidState
 
 
@@ -107,35 +114,72 @@ def input_hash(*, kind: str, entries: Sequence[Posting], source: Source | None, 
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _insert_transaction(values: dict[str, Any]) -> int | None:
-    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id: one
-    statement that is also safe against a concurrent posting of the same key
-    (it waits for that one to commit and then inserts nothing). Other unique
-    violations (a second reversal of one transaction) still raise."""
-    meta = JournalTransaction._meta
-    fields = {f.name: f for f in meta.concrete_fields}
-    quote = connection.ops.quote_name
-    columns, params = [], []
-    for name, value in values.items():
-        columns.append(quote(str(fields[name].column)))
-        params.append(fields[name].get_db_prep_save(value, connection))
-    # Identifiers come from the model's metadata; values are parameters.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(columns))}) "
-        f"ON CONFLICT ({quote(str(fields['idempotency_key'].column))}) DO NOTHING "
-        f"RETURNING {quote(str(fields['id'].column))}"
+def _insert_transaction(txn: JournalTransaction) -> bool:
+    """INSERT ... ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, in
+    one cached statement that is also safe against a concurrent posting of
+    the same key (it waits for that one to commit and then inserts nothing).
+    True if `txn` was inserted (it then has its id and counts as saved).
+    Other unique violations (a second reversal of one transaction) still
+    raise."""
+    return rows.insert_unless_exists(txn, conflict=("idempotency_key",)) is not None
+
+
+@cache
+def _entries_by_code_sql(count: int) -> str:
+    """The entries of one transaction, each naming its account by code.
+
+    The accounts are looked up in the INSERT itself instead of read first;
+    it inserts every entry or, if one of the accounts does not exist yet,
+    none (the caller then creates them: entries are append-only, so a part
+    inserted could not be taken back). `n` keeps the entries' ids in the
+    posting's order, as a bulk insert would. Plain SQL, for PostgreSQL and
+    SQLite alike; every value is a parameter: each entry's code, side,
+    amount and currency, then the transaction's id."""
+    lines = " UNION ALL ".join(f"SELECT {n}, %s, %s, %s, %s" for n in range(count))
+    return (
+        "INSERT INTO finance_journalentry (transaction_id, account_id, side, amount_cents, currency) "  # noqa: S608
+        f"WITH v (n, code, side, amount_cents, currency) AS ({lines}) "
+        "SELECT %s, a.id, v.side, v.amount_cents, v.currency "
+        "FROM v JOIN finance_account a ON a.code = v.code "
+        "WHERE NOT EXISTS (SELECT 1 FROM v w WHERE NOT EXISTS "
+        "(SELECT 1 FROM finance_account b WHERE b.code = w.code)) "
+        "ORDER BY v.n"
     )
+
+
+def _insert_entries_by_code(txn_id: int, entries: Sequence[Posting]) -> bool:
+    """Insert the entries if all their accounts exist (True), else nothing."""
+    params: list[Any] = []
+    for e in entries:
+        params += (e.account.code, str(e.side), e.amount_cents, e.account.currency)
+    params.append(txn_id)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return int(row[0]) if row else None
+        cursor.execute(_entries_by_code_sql(len(entries)), params)
+        inserted = cursor.rowcount
+    if inserted not in (0, len(entries)):  # the SQL's all-or-nothing guard
+        raise LedgerError("Journal entries were inserted in part.", detail={"transaction": txn_id})
+    return inserted == len(entries)
+
+
+def _insert_entries(txn_id: int, entries: Sequence[Posting], accounts: Mapping[str, Account]) -> None:
+    JournalEntry.objects.bulk_create(
+        [
+            JournalEntry(
+                transaction_id=txn_id,
+                account_id=accounts[e.account.code].pk,
+                side=e.side,
+                amount_cents=e.amount_cents,
+                currency=e.account.currency,
+            )
+            for e in entries
+        ]
+    )
 
 
 def _resolve_accounts(refs: Sequence[AccountRef]) -> dict[str, Account]:
     """The accounts by code, created on first use. One SELECT when they all
-    exist (every sale after an event's first); concurrent first uses create
-    each account once (ON CONFLICT DO NOTHING, then read again)."""
+    exist; concurrent first uses create each account once (ON CONFLICT DO
+    NOTHING, which waits for the other's commit, then read again)."""
     wanted = {ref.code: ref for ref in refs}
     found = {a.code: a for a in Account.objects.filter(code__in=list(wanted))}
     missing = [ref for code, ref in wanted.items() if code not in found]
@@ -215,53 +259,46 @@ def _post(
         raise InvalidPosting("The effective time must be timezone-aware.", detail={"effective_at": str(effective_at)})
     _validate(entries)
     digest = input_hash(kind=kind, entries=entries, source=source, reverses_id=reverses.pk if reverses else None)
-    values = {
-        "idempotency_key": key,
-        "input_hash": digest,
-        "kind": str(kind),
-        "reverses": reverses.pk if reverses else None,
-        "organization": organization_id,
-        "source_type": source[0] if source else "",
-        "source_id": str(source[1]) if source else "",
-        "reference": reference,
-        "effective_at": effective_at,
-        "posted_at": timezone.now(),
-        "memo": memo[:300],
-        "data": dict(data or {}),
-    }
+    # posted_at (auto_now_add) is set as it is inserted.
+    txn = JournalTransaction(
+        idempotency_key=key,
+        input_hash=digest,
+        kind=str(kind),
+        reverses_id=reverses.pk if reverses else None,
+        organization_id=organization_id,
+        source_type=source[0] if source else "",
+        source_id=str(source[1]) if source else "",
+        reference=reference,
+        effective_at=effective_at,
+        memo=memo[:300],
+        data=dict(data or {}),
+    )
     if reverses is None:
-        txn_id = _insert_transaction(values)
+        created = _insert_transaction(txn)
     else:
         try:
             # A savepoint: the unique `reverses` may refuse, and the caller's
             # transaction must survive to report it.
             with transaction.atomic():
-                txn_id = _insert_transaction(values)
+                created = _insert_transaction(txn)
         except IntegrityError as exc:
             raise AlreadyReversed(detail={"transaction": reverses.pk}) from exc
-    if txn_id is None:
-        existing = JournalTransaction.objects.get(idempotency_key=key)
+    if not created:
+        existing = rows.select_one(JournalTransaction, "idempotency_key = %s", [key])
+        assert existing is not None  # the conflict: committed (ON CONFLICT waited), or ours earlier
         if existing.input_hash != digest:
             raise IdempotencyConflict(detail={"key": key, "transaction": existing.pk})
         return existing, False
 
-    accounts = _resolve_accounts([e.account for e in entries])
-    JournalEntry.objects.bulk_create(
-        [
-            JournalEntry(
-                transaction_id=txn_id,
-                account_id=accounts[e.account.code].pk,
-                side=e.side,
-                amount_cents=e.amount_cents,
-                currency=e.account.currency,
-            )
-            for e in entries
-        ]
-    )
-    _apply_running_totals(entries, accounts)
-    fields = {f"{k}_id" if k in ("reverses", "organization") else k: v for k, v in values.items()}
-    txn = JournalTransaction(pk=txn_id, **fields)
-    txn._state.adding = False  # it is in the database: saving it again must be refused
+    # The chart says which kinds keep running totals (accounts are created
+    # only from it): a posting without them, every sale, needs no account
+    # row in Python and never reads one.
+    if any(e.account.spec.tracks_balance for e in entries):
+        accounts = _resolve_accounts([e.account for e in entries])
+        _insert_entries(txn.pk, entries, accounts)
+        _apply_running_totals(entries, accounts)
+    elif not _insert_entries_by_code(txn.pk, entries):
+        _insert_entries(txn.pk, entries, _resolve_accounts([e.account for e in entries]))
     return txn, True
 
 
@@ -446,8 +483,9 @@ def ledger_record_sale(
     MUST run inside the caller's transaction (CompleteCheckout's atomic
     block), so the entries commit or roll back with the order; asserts it.
     Idempotent on `sale:{payment_id}`. Locks nothing (all accounts it touches
-    are hot and summed); three statements. A free order books nothing and
-    returns None. Raises InvalidFeeSnapshot if the snapshot does not add up."""
+    are hot and summed); two statements (six on an event's first sale). A
+    free order books nothing and returns None. Raises InvalidFeeSnapshot if
+    the snapshot does not add up."""
     _assert_in_transaction()
     currency = currency.upper()
     figures = sale_figures(fee_snapshot, currency=currency)

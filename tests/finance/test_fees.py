@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -100,6 +102,11 @@ def test_net_of_gross_is_exactly_net(rules, net):
 @given(rules=rules_strategy, lines=lines_strategy, donation=st.integers(0, 100_000))
 def test_fee_parts_always_add_up(rules, lines, donation):
     fees = calculate_fees(rules=rules, currency="EUR", lines=lines, donation_cents=donation)
+    # the snapshot stored with the order is exactly asdict's, keys in the same order
+    snapshot = fees.as_snapshot()
+    assert snapshot == asdict(fees)
+    assert list(snapshot) == list(asdict(fees))
+    assert [list(line) for line in snapshot["lines"]] == [list(line) for line in asdict(fees)["lines"]]
     passed = (fees.platform_fee_cents if rules.platform_fee_passed_on else 0) + (
         fees.processor_fee_cents if rules.processor_fee_passed_on else 0
     )

@@ -34,6 +34,7 @@ from finance.services.ledger import (
     ledger_reverse,
 )
 from payments.models import Refund, RefundStatus
+from tests.factories import EventFactory
 from tests.finance.factories import make_paid_payment, sale_kwargs, snapshot
 
 pytestmark = pytest.mark.django_db
@@ -92,16 +93,126 @@ def test_absorbed_fees_and_a_donation_come_out_of_the_organizers_share(event) ->
     assert ledger_differences() == []
 
 
-def test_a_sale_costs_three_statements_and_locks_nothing(event) -> None:
+def test_a_sale_costs_two_statements_and_locks_nothing(event) -> None:
     payment = make_paid_payment(event=event)
     record_sale(make_paid_payment(event=event))  # the accounts exist now, as after any event's first sale
 
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         ledger_record_sale(**sale_kwargs(payment))
 
-    assert len(queries) <= 4, [q["sql"] for q in queries]
+    statements = [q["sql"] for q in queries]
+    assert len(statements) == 2, statements
+    assert statements[0].startswith('INSERT INTO "finance_journaltransaction"')
+    # The accounts are looked up by the entries' INSERT itself: no read of them.
+    assert statements[1].startswith("INSERT INTO finance_journalentry")
     # Hot accounts are never locked or updated on a sale.
-    assert not any("FOR UPDATE" in q["sql"] or q["sql"].startswith("UPDATE") for q in queries)
+    assert not any("FOR UPDATE" in sql or sql.startswith("UPDATE") for sql in statements)
+
+
+# The finance.md example's sale, in its posting order.
+EXAMPLE_ENTRIES = [
+    ("processor_clearing:EUR", "D", 10894),
+    ("org_pending:{org}:{event}:EUR", "C", 10000),
+    ("platform_fee_revenue:EUR", "C", 548),
+    ("processor_fee_recovered:EUR", "C", 346),
+    ("processor_fee_expense:EUR", "D", 346),
+    ("processor_clearing:EUR", "C", 346),
+]
+
+
+def entries_of(txn: JournalTransaction) -> list[tuple[str, str, int]]:
+    return list(
+        JournalEntry.objects.filter(transaction=txn).order_by("id").values_list("account__code", "side", "amount_cents")
+    )
+
+
+def expected_entries(event) -> list[tuple[str, str, int]]:
+    return [(code.format(org=event.organization_id, event=event.pk), s, a) for code, s, a in EXAMPLE_ENTRIES]
+
+
+def test_the_first_sale_creates_its_accounts_from_the_chart_and_books_every_entry_once(event) -> None:
+    # given: no account exists yet
+    payment = make_paid_payment(event=event)
+
+    # when
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        txn = ledger_record_sale(**sale_kwargs(payment))
+
+    # then: the entries' INSERT found no accounts and inserted nothing; the
+    # accounts were created and the entries inserted in the posting's order
+    assert txn is not None
+    assert len(queries) <= 6, [q["sql"] for q in queries]
+    assert entries_of(txn) == expected_entries(event)
+    for account in Account.objects.all():
+        spec = chart.CHART[AccountKind(account.kind)]
+        assert (account.type, account.normal_balance) == (spec.type, spec.normal_balance)
+        assert (account.tracks_balance, account.may_go_negative) == (spec.tracks_balance, spec.may_go_negative)
+        assert (account.posted_debits_cents, account.posted_credits_cents, account.version) == (0, 0, 0)
+    assert Account.objects.count() == 5
+
+
+def test_an_events_first_sale_creates_only_its_own_account_and_inserts_no_entry_twice(organization) -> None:
+    # given: the system accounts exist (another event sold), this event's pending account does not
+    record_sale(make_paid_payment(event=EventFactory(organization=organization)))
+    event = EventFactory(organization=organization)
+    accounts_before = Account.objects.count()
+
+    # when
+    txn = record_sale(make_paid_payment(event=event))
+    again = record_sale(make_paid_payment(event=event))
+
+    # then: every entry once, in the posting's order, for the first sale and the next
+    assert txn is not None and again is not None
+    assert entries_of(txn) == expected_entries(event)
+    assert entries_of(again) == expected_entries(event)
+    assert Account.objects.count() == accounts_before + 1
+    assert balance(chart.pending(organization.pk, event.pk, "EUR")) == 2 * 10000
+    assert ledger_differences() == []
+
+
+def test_a_replayed_sale_returns_the_stored_transaction_as_it_was_booked(event) -> None:
+    payment = make_paid_payment(event=event)
+    first = record_sale(payment)
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        again = ledger_record_sale(**sale_kwargs(payment))
+
+    assert first is not None and again is not None
+    # one INSERT that inserts nothing, one read of the stored transaction; no entries
+    assert len(queries) == 2, [q["sql"] for q in queries]
+    stored = JournalTransaction.objects.get()
+    for name in ("pk", "idempotency_key", "input_hash", "kind", "reference", "source_id", "memo", "data"):
+        assert getattr(again, name) == getattr(stored, name) == getattr(first, name), name
+    assert (again.effective_at, again.posted_at) == (stored.effective_at, stored.posted_at)
+    assert JournalEntry.objects.count() == len(EXAMPLE_ENTRIES)
+    with pytest.raises(ImmutableLedger):
+        again.save()
+
+
+def test_a_posting_to_a_guarded_account_keeps_its_running_total_and_hot_ones_keep_none(event) -> None:
+    # given: a sale on hot accounts only
+    record_sale(make_paid_payment(event=event))
+    pending = chart.pending(event.organization_id, event.pk, "EUR")
+    available = chart.org(AccountKind.ORG_AVAILABLE, event.organization_id, "EUR")
+
+    # when: money moves from the hot pending account to the guarded available one
+    with transaction.atomic():
+        ledger_post(
+            key="settle-test",
+            kind="settlement",
+            entries=[debit(pending, 7000), credit(available, 7000)],
+            source=None,
+            effective_at=timezone.now(),
+        )
+
+    # then: the guarded account's row carries the posting, hot rows carry nothing
+    row = Account.objects.get(code=available.code)
+    assert (row.posted_debits_cents, row.posted_credits_cents, row.version) == (0, 7000, 1)
+    hot = Account.objects.exclude(code=available.code)
+    assert all((a.posted_debits_cents, a.posted_credits_cents, a.version) == (0, 0, 0) for a in hot)
+    assert balance(available) == 7000
+    assert balance(pending) == 3000
+    assert ledger_differences() == []
 
 
 def test_the_same_sale_twice_is_one_transaction(event) -> None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from finance import accounts as chart
 from finance.accounts import AccountKind
-from finance.exceptions import AlreadyReversed, InsufficientFunds
+from finance.exceptions import AlreadyReversed, IdempotencyConflict, InsufficientFunds
 from finance.models import Account, JournalEntry, JournalTransaction
 from finance.selectors import account_balance_by_ref, ledger_differences
 from finance.services.ledger import credit, debit, ledger_post, ledger_record_sale, ledger_reverse
@@ -169,4 +169,83 @@ def test_concurrent_draws_on_a_guarded_account_never_overdraw_it() -> None:
     assert sum(1 for _, exc in results if exc is None) == 3
     assert all(isinstance(exc, InsufficientFunds) for _, exc in results if exc is not None)
     assert account_balance_by_ref(ref=available) == 1000
+    assert ledger_differences() == []
+
+
+def _entries(txn_id: int) -> list[tuple[str, str, int]]:
+    return list(
+        JournalEntry.objects.filter(transaction_id=txn_id)
+        .order_by("id")
+        .values_list("account__code", "side", "amount_cents")
+    )
+
+
+def test_concurrent_first_sales_of_a_new_event_book_every_entry_once_in_order() -> None:
+    # given: the system accounts exist (another event of the organization
+    # sold), the new event's pending account does not: each sale's entries
+    # INSERT finds all accounts but one and must insert nothing
+    first = EventFactory()
+    _sale(make_paid_payment(event=first))
+    event = EventFactory(organization=first.organization)
+    payments = [make_paid_payment(event=event) for _ in range(6)]
+
+    # when
+    results = run_concurrently([lambda p=p: _sale(p).pk for p in payments])
+
+    # then: one pending account; every sale has its six entries once, in the posting's order
+    assert [exc for _, exc in results if exc] == []
+    pending = chart.pending(event.organization_id, event.pk, "EUR").code
+    assert Account.objects.filter(code=pending).count() == 1
+    expected = [
+        ("processor_clearing:EUR", "D", 10894),
+        (pending, "C", 10000),
+        ("platform_fee_revenue:EUR", "C", 548),
+        ("processor_fee_recovered:EUR", "C", 346),
+        ("processor_fee_expense:EUR", "D", 346),
+        ("processor_clearing:EUR", "C", 346),
+    ]
+    assert all(_entries(pk) == expected for pk, _ in results)
+    assert account_balance_by_ref(ref=chart.pending(event.organization_id, event.pk, "EUR")) == 6 * 10000
+    assert ledger_differences() == []
+
+
+def test_a_sale_delivered_concurrently_is_booked_once() -> None:
+    payment = make_paid_payment(event=EventFactory())
+
+    results = run_concurrently([lambda: _sale(payment).pk for _ in range(5)])
+
+    assert [exc for _, exc in results if exc] == []
+    assert len({pk for pk, _ in results}) == 1
+    assert JournalTransaction.objects.count() == 1
+    assert JournalEntry.objects.count() == 6
+    assert ledger_differences() == []
+
+
+def test_one_key_posted_concurrently_with_two_inputs_books_one_and_refuses_the_other() -> None:
+    clearing = chart.system(AccountKind.PROCESSOR_CLEARING, "EUR")
+    revenue = chart.system(AccountKind.PLATFORM_FEE_REVENUE, "EUR")
+
+    def post(amount: int):
+        return lambda: (
+            ledger_post(
+                key="one-key",
+                kind="adjustment",
+                entries=[debit(clearing, amount), credit(revenue, amount)],
+                source=None,
+                effective_at=timezone.now(),
+            ).pk
+        )
+
+    results = run_concurrently([post(100 if i % 2 else 200) for i in range(6)])
+
+    # whichever committed first is the transaction; the same input gets it
+    # back, the other input is refused
+    txn = JournalTransaction.objects.get()
+    amount = JournalEntry.objects.filter(transaction=txn).values_list("amount_cents", flat=True).first()
+    for i, (pk, exc) in enumerate(results):
+        if (100 if i % 2 else 200) == amount:
+            assert (pk, exc) == (txn.pk, None)
+        else:
+            assert isinstance(exc, IdempotencyConflict)
+    assert JournalEntry.objects.count() == 2
     assert ledger_differences() == []
