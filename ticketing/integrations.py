@@ -32,7 +32,6 @@ import logging
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.dispatch import receiver
 from django_fsm.signals import post_transition
 
@@ -60,12 +59,16 @@ def subscribed_event_types(*, organization_id: int, event_types: tuple[str, ...]
     return {t for s in subscriptions for t in event_types if s.wants(t)}
 
 
-def anyone_subscribed() -> Exists:
-    """An annotation for a query of rows with an `organization_id`: whether
-    that organization has an active webhook subscription. A hot path learns
-    it from a query it makes anyway (CompleteCheckout's lock of the order),
-    and then skips the subscriptions' own query when nobody listens."""
-    return Exists(WebhookSubscription.objects.filter(organization_id=OuterRef("organization_id"), is_active=True))
+def anyone_subscribed(table: str) -> str:
+    """An SQL expression for ticketing.rows.select's `annotate`, correlated
+    to `table`'s organization_id: whether that organization has an active
+    webhook subscription. A hot path learns it from a query it makes anyway
+    (the checkout's read of its ticket types, CompleteCheckout's lock of the
+    order), and then skips the subscriptions' own query when nobody listens."""
+    return (
+        'EXISTS (SELECT 1 FROM "ticketing_webhooksubscription" AS "subscription" '  # noqa: S608
+        f'WHERE "subscription"."organization_id" = "{table}"."organization_id" AND "subscription"."is_active")'
+    )
 
 
 def order_created_publish(*, order_id: int, organization_id: int, subscribed: bool = True) -> None:

@@ -7,6 +7,8 @@ from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
+from ticketing import rows
+
 
 class AuditLogQuerySet(models.QuerySet[Any]):
     def record_many(
@@ -21,11 +23,12 @@ class AuditLogQuerySet(models.QuerySet[Any]):
         reason: str = "",
     ) -> None:
         """Audit one state change applied to many rows in one statement (seat
-        holds, expiry sweeps): one INSERT, in the caller's transaction."""
+        holds, expiry sweeps): one INSERT, in the caller's transaction (with
+        its next statement inside ticketing.rows.deferred)."""
         assert transaction.get_connection().in_atomic_block, "audit rows share the change's transaction"
-        rows: list[Any] = []
+        entries: list[AuditLogEntry] = []
         for obj in objects:
-            rows.append(
+            entries.append(
                 AuditLogEntry(
                     organization_id=getattr(obj, "organization_id", None),
                     actor=actor if _is_user(actor) else None,
@@ -39,7 +42,7 @@ class AuditLogQuerySet(models.QuerySet[Any]):
                     reason=reason[:500],
                 )
             )
-        self.bulk_create(rows)
+        rows.insert_later(entries)
 
 
 def _is_user(actor: Any) -> bool:

@@ -18,23 +18,50 @@ transaction around a reservation short and make no network calls in it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from ticketing import rows
 from ticketing.exceptions import CapacityHoldLost, InvalidQuantity, InvalidState, SoldOut, TicketTypeNotFound
 from ticketing.locks import lock_timeout
 from ticketing.models import CapacityHold, HoldStatus, TicketType
+
+# The compare-and-set of a reservation (and of a late payment's re-take, on
+# "sold"): the hot statement of a rush, so written once, not built per call.
+_TAKE_SQL = {
+    counter: (
+        f'UPDATE "ticketing_tickettype" SET "{counter}" = "{counter}" + %s '  # noqa: S608
+        'WHERE "id" = %s AND "capacity" >= "sold" + "held" + %s'
+    )
+    for counter in ("held", "sold")
+}
+# A paid order's holds: their ticket types locked in id order, the holds read,
+# the active ones converted and their units moved from held to sold.
+_LOCK_TYPES_OF_REFERENCE_SQL = (
+    'SELECT "id" FROM "ticketing_tickettype" WHERE "id" IN '
+    '(SELECT "ticket_type_id" FROM "ticketing_capacityhold" WHERE "reference" = %s) ORDER BY "id"'
+)
+_HOLDS_OF_REFERENCE_SQL = (
+    'SELECT "id", "ticket_type_id", "quantity", "status" FROM "ticketing_capacityhold" WHERE "reference" = %s'
+)
+_CONVERT_HOLDS_SQL = 'UPDATE "ticketing_capacityhold" SET "status" = %s, "closed_at" = %s WHERE "id" IN ({ids})'
+_SELL_HELD_SQL = 'UPDATE "ticketing_tickettype" SET "held" = "held" - %s, "sold" = "sold" + %s WHERE "id" = %s'
+
+
+def _execute(sql: str, params: list[Any]) -> Any:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
 
 
 def _take(*, ticket_type_id: int, quantity: int, counter: str = "held") -> bool:
     """The compare-and-set: True if `quantity` units were added to `counter`
     ("held" for a reservation, "sold" for a late payment's re-take)."""
-    updated = TicketType.objects.filter(pk=ticket_type_id, capacity__gte=F("sold") + F("held") + quantity).update(
-        **{counter: F(counter) + quantity}
-    )
-    return updated == 1
+    updated, _ = _execute(_TAKE_SQL[counter], [quantity, ticket_type_id, quantity])
+    return bool(updated == 1)
 
 
 def capacity_reserve(
@@ -55,13 +82,14 @@ def capacity_reserve(
         if not taken and capacity_expire_holds(ticket_type_id=ticket_type.pk, now=now):
             taken = _take(ticket_type_id=ticket_type.pk, quantity=quantity)
         if taken:
-            return CapacityHold.objects.create(
+            hold = CapacityHold(
                 organization_id=ticket_type.organization_id,
                 ticket_type_id=ticket_type.pk,
                 quantity=quantity,
                 expires_at=expires_at,
                 reference=reference,
             )
+            return rows.insert([hold])[0]
         exists = TicketType.objects.filter(pk=ticket_type.pk).exists()
     if not exists:
         raise TicketTypeNotFound()
@@ -148,28 +176,29 @@ def capacity_sell_reference(*, reference: str, now: datetime | None = None) -> t
     the lapsed ones again one by one (capacity_retake), for a late payment.
     Idempotent: holds already converted are neither sold again nor lapsed."""
     now = now or timezone.now()
-    of_reference = CapacityHold.objects.filter(reference=reference)
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     with transaction.atomic(savepoint=False), lock_timeout():
-        locked = list(
-            TicketType.objects.select_for_update(no_key=True)
-            .filter(pk__in=of_reference.values("ticket_type_id"))
-            .order_by("pk")
-            .values_list("pk")
-        )
+        _, locked = _execute(_LOCK_TYPES_OF_REFERENCE_SQL + lock, [reference])
         if not locked:
             return [], []
         # Under the ticket types' locks no hold of theirs can change (release,
         # expiry and sale all lock the ticket type first).
-        holds = list(of_reference.order_by().values_list("pk", "ticket_type_id", "quantity", "status"))
+        _, holds = _execute(_HOLDS_OF_REFERENCE_SQL, [reference])
         active = [pk for pk, _, _, status in holds if status == HoldStatus.ACTIVE]
         lapsed = [pk for pk, _, _, status in holds if status not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
-        CapacityHold.objects.filter(pk__in=active).update(status=HoldStatus.CONVERTED, closed_at=now)
+        # Both under the locks just taken, so neither can miss: they may
+        # travel with the next statement (ticketing.rows.deferred), which
+        # keeps the hot row's lock short.
+        if active:
+            marks = ", ".join(["%s"] * len(active))
+            closed_at = connection.ops.adapt_datetimefield_value(now)
+            rows.execute_later(_CONVERT_HOLDS_SQL.format(ids=marks), [HoldStatus.CONVERTED.value, closed_at, *active])
         units: dict[int, int] = {}
         for _, ticket_type_id, quantity, status in holds:
             if status == HoldStatus.ACTIVE:
                 units[ticket_type_id] = units.get(ticket_type_id, 0) + quantity
         for ticket_type_id, quantity in sorted(units.items()):
-            TicketType.objects.filter(pk=ticket_type_id).update(held=F("held") - quantity, sold=F("sold") + quantity)
+            rows.execute_later(_SELL_HELD_SQL, [quantity, quantity, ticket_type_id])
         return sorted(pk for pk, _, _, _ in holds if pk not in lapsed), sorted(lapsed)
 
 

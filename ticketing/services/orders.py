@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django_fsm import TransitionNotAllowed
 
+from ticketing import rows
 from ticketing.exceptions import InvalidState, NotFound
 from ticketing.locks import lock_timeout
 from ticketing.models import Event, Order, OrderLine, OrderStatus
@@ -62,8 +63,10 @@ def order_create_pending(
         )
         if code:
             order.code = code
-        order.save(force_insert=True)
-        OrderLine.objects.bulk_create(
+        rows.insert([order])
+        # Nobody refers to the lines in this transaction: they may travel with
+        # its next statement (ticketing.rows.deferred).
+        rows.insert_later(
             [
                 OrderLine(
                     organization_id=event.organization_id,
@@ -91,7 +94,7 @@ def _transition(
     refusal: InvalidState | None = None
     changed = False
     with transaction.atomic(savepoint=False), lock_timeout():
-        order = locked if locked is not None else Order.objects.select_for_update().filter(pk=order_id).first()
+        order = locked if locked is not None else rows.select_one(Order, "id = %s", [order_id], lock=True)
         if order is not None and order.status not in done:
             try:
                 apply(order)
@@ -101,7 +104,9 @@ def _transition(
                     detail={"order": order.code, "status": order.status},
                 )
             else:
-                order.save(update_fields=_TRANSITION_FIELDS)
+                # Locked above: the UPDATE cannot miss, and may travel with
+                # the next statement (ticketing.rows.deferred).
+                rows.save_fields_later(order, _TRANSITION_FIELDS)
                 changed = True
     if order is None:
         raise NotFound("This order does not exist.")

@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from ticketing import rows
 from ticketing.exceptions import InvalidInput, TicketAlreadyRefunded, TicketNotFound, TicketNotValid
 from ticketing.locks import lock_timeout
 from ticketing.models import AuditLogEntry, Order, OrderLine, Ticket, TicketStatus
@@ -50,7 +51,7 @@ def tickets_issue(
         for line in (order.lines.all() if lines is None else lines)
         for _ in range(line.quantity)
     ]
-    return Ticket.objects.bulk_create(tickets)
+    return rows.insert(tickets)
 
 
 def _lock_ticket(ticket_id: int) -> Ticket:

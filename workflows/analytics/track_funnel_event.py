@@ -7,23 +7,22 @@ deduplicated by a unique constraint and ON CONFLICT DO NOTHING, so a refresh or 
 retried payment counts once. A failure to record is logged and swallowed:
 analytics never costs a buyer a sale.
 
-"paid" is recorded from ticketing's `order_completed` signal, which
-CompleteCheckout sends after commit, so it counts buyers who never come back
-to the order page too."""
+"paid" is recorded by CompleteCheckout in the transaction that marks the
+order paid (`track_order_paid`), so it commits if and only if the order is
+paid, counts buyers who never come back to the order page too, and costs the
+payment no transaction of its own: it travels with that transaction's next
+statement (ticketing.rows.deferred), and a repeat is skipped by ON CONFLICT."""
 
 from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import Any
 
 from django.db import DatabaseError, transaction
-from django.dispatch import receiver
 from django.utils import timezone
 
-from ticketing.inserts import insert_unless_exists
+from ticketing import rows
 from ticketing.models import FunnelEvent, FunnelStep
-from ticketing.signals import order_completed
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +37,17 @@ def track_funnel_event(*, step: str, event_id: int, order_code: str = "", quanti
         # it; outside, the one statement is its own transaction (no BEGIN and
         # COMMIT round trips).
         with transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext():
-            insert_unless_exists(row, conflict=())
+            rows.insert_unless_exists(row, conflict=())
     except DatabaseError:
         logger.warning("funnel event %s for event %s not recorded", step, event_id, exc_info=True)
 
 
-@receiver(order_completed, dispatch_uid="analytics.funnel.paid")
-def _order_paid(sender: Any, *, order_code: str, event_id: int, tickets: int = 0, **kwargs: Any) -> None:
-    track_funnel_event(step=FunnelStep.PAID, event_id=event_id, order_code=order_code, quantity=tickets)
+def track_order_paid(*, event_id: int, order_code: str, tickets: int) -> None:
+    """The "paid" step, in the caller's transaction (the one that pays the
+    order). It cannot fail short of the database failing the transaction:
+    a second "paid" for the order is skipped, and the table has no foreign keys."""
+    assert transaction.get_connection().in_atomic_block, "recorded with the payment"
+    row = FunnelEvent(
+        event_id=event_id, step=FunnelStep.PAID, order_code=order_code, quantity=tickets, created_at=timezone.now()
+    )
+    rows.insert_later([row], conflict=())

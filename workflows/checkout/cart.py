@@ -18,10 +18,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from finance.fees import LineInput, calculate_fees
-from finance.selectors import fee_rules_for
+from finance.selectors import fee_rules_for, fee_rules_from_sql, fee_rules_sql
 from seating.exceptions import SeatBlocked, SeatWrongEvent, UnknownSeat
 from seating.models import Seat, SeatStatus
 from seating.services.holds import seat_ids_clean
+from ticketing import rows
 from ticketing.exceptions import InvalidInput, InvalidQuantity, NotFound, NotOnSale, TicketTypeNotFound
 from ticketing.integrations import anyone_subscribed
 from ticketing.models import Event, TicketKind, TicketType
@@ -104,17 +105,22 @@ def cart_price(
 ) -> PricedCart:
     """Validate the cart against the event and price it. Raises a DomainError
     naming the first problem; reads only."""
-    # The event comes with its ticket types, in one statement (unordered:
-    # TicketType.Meta.ordering would sort by the event's columns too); it is
-    # read alone only if it has none. Along with them, whether anyone
+    # The event comes with its ticket types and its fee rules, in one cached
+    # statement (this runs on every checkout start); it is read alone only if
+    # it has none. Along with them, whether anyone
     # subscribed to the organization's webhooks (order.created, announced
     # after the checkout, needs no query of its own then).
-    event_types = list(
-        TicketType.objects.filter(event_id=event_id)
-        .select_related("event")
-        .annotate(subscribed=anyone_subscribed())
-        .order_by()
+    event_types = rows.select(
+        TicketType,
+        '"ticketing_tickettype"."event_id" = %s',
+        [event_id],
+        related=("event",),
+        annotate={"subscribed": anyone_subscribed("ticketing_tickettype"), "fee_rules": fee_rules_sql(event='"event"')},
     )
+    subscribed = bool(getattr(event_types[0], "subscribed", True)) if event_types else True
+    # The fees come with them too (finance's subquery), except for an event
+    # without ticket types, which has nothing to sell anyway.
+    rules = fee_rules_from_sql(getattr(event_types[0], "fee_rules", None)) if event_types else None
     if event_types:
         event = event_types[0].event
     else:
@@ -151,29 +157,29 @@ def cart_price(
         lines.append(PricedLine(ticket_type.pk, quantity, ticket_type.price_cents))
 
     if seats:
-        rows = {
+        seat_rows = {
             s["id"]: s
             for s in Seat.objects.filter(pk__in=seats).values("id", "event_id", "status", "category__ticket_type_id")
         }
-        unknown = [seat_id for seat_id in seats if seat_id not in rows]
+        unknown = [seat_id for seat_id in seats if seat_id not in seat_rows]
         if unknown:
             raise UnknownSeat(detail={"seat_ids": unknown})
-        foreign = [seat_id for seat_id in seats if rows[seat_id]["event_id"] != event.pk]
+        foreign = [seat_id for seat_id in seats if seat_rows[seat_id]["event_id"] != event.pk]
         if foreign:
             raise SeatWrongEvent(detail={"seat_ids": foreign})
-        blocked = [seat_id for seat_id in seats if rows[seat_id]["status"] == SeatStatus.BLOCKED]
+        blocked = [seat_id for seat_id in seats if seat_rows[seat_id]["status"] == SeatStatus.BLOCKED]
         if blocked:
             raise SeatBlocked(detail={"seat_ids": blocked})
         by_type: dict[int, list[int]] = {}
         for seat_id in seats:
-            by_type.setdefault(rows[seat_id]["category__ticket_type_id"], []).append(seat_id)
+            by_type.setdefault(seat_rows[seat_id]["category__ticket_type_id"], []).append(seat_id)
         for ticket_type_id, ids in sorted(by_type.items()):
             ticket_type = types[ticket_type_id]
             ticket_type.check_orderable(quantity=len(ids), at=now)
             lines.append(PricedLine(ticket_type.pk, len(ids), ticket_type.price_cents, sorted(ids)))
 
     fees = calculate_fees(
-        rules=fee_rules_for(organization_id=event.organization_id, event_id=event.pk),
+        rules=rules or fee_rules_for(organization_id=event.organization_id, event_id=event.pk),
         currency=event.currency,
         lines=[LineInput(str(line.ticket_type_id), line.unit_price_cents, line.quantity) for line in lines],
         donation_cents=donation,
@@ -185,5 +191,5 @@ def cart_price(
         lines=lines,
         donation_cents=donation,
         fees=fees.as_snapshot(),
-        rows=CartRows(event=event, ticket_types=types, subscribed=event_types[0].subscribed if event_types else True),
+        rows=CartRows(event=event, ticket_types=types, subscribed=subscribed),
     )

@@ -4,8 +4,8 @@ One run per order (`checkout.complete`, key `order:<code>`), started by
 ProcessPayment for every succeeded payment, however often the provider says
 so. Its first step is one transaction that locks the order and then:
 marks it paid -> sells the held seats and units -> issues the tickets ->
-records the sale in the ledger -> records the ticket e-mail. Only after that
-commits: the e-mail is sent, the seat-map cache is dropped and
+records the sale in the ledger -> records the ticket e-mail and the funnel's
+"paid" step. Only after that commits: the e-mail is sent and
 `order_completed` is announced.
 
 A payment for an order whose hold already lapsed (a late payment) takes the
@@ -25,12 +25,13 @@ from django.utils import timezone
 from payments.exceptions import ProviderUnavailable
 from payments.models import Payment
 from payments.services import refund_create
-from seating.selectors import seat_map_invalidate
+from ticketing import rows
 from ticketing.integrations import anyone_subscribed, order_paid_publish
 from ticketing.locks import lock_timeout
-from ticketing.models import EmailKind, Order, OrderStatus
+from ticketing.models import EmailKind, Order, OrderLine, OrderStatus
 from ticketing.services.orders import order_cancel, order_expire, order_mark_paid
 from ticketing.signals import order_completed
+from workflows.analytics.track_funnel_event import track_order_paid
 from workflows.engine import Context, RetryPolicy, advance_claimed, signal, start, start_claimed, workflow
 from workflows.engine.one_transaction import run_in_one_transaction
 from workflows.engine.retry import is_retryable
@@ -59,11 +60,16 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
     8601) and `currency`, if the run was started with them; otherwise the
     payment is read for them."""
     with lock_timeout():
-        locked = (
-            Order.objects.select_for_update(of=("self",)).annotate(subscribed=anyone_subscribed()).get(code=order_code)
+        order = rows.select_one(
+            Order,
+            '"ticketing_order"."code" = %s',
+            [order_code],
+            annotate={"subscribed": anyone_subscribed("ticketing_order")},
+            lock=True,
         )
-        order: Order = locked
-        subscribed: bool = locked.subscribed
+        if order is None:
+            raise Order.DoesNotExist(f"no order {order_code}")
+        subscribed = bool(order.subscribed)  # type: ignore[attr-defined]
         if order.status in PAID_STATES:
             return {"status": "already_paid", "order_id": order.pk}
         # The money was captured whatever happens next: the sale is booked in
@@ -76,7 +82,7 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
         late = order.status != OrderStatus.PENDING or (
             order.expires_at is not None and order.expires_at < timezone.now()
         )
-        lines = list(order.lines.all())
+        lines = rows.select(OrderLine, '"order_id" = %s ORDER BY "id"', [order.pk])
         seated = any(line.seat_id for line in lines)
         # Only a late order's holds, or seats, can be gone, and then a
         # savepoint undoes the sale of the rest. An order on time (the rush)
@@ -97,6 +103,9 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
                 tickets = issue_tickets(order=order, lines=lines, unpaid_until_now=True)
                 # Integrators hear of it if and only if this commits.
                 order_paid_publish(order_id=order.pk, organization_id=order.organization_id, subscribed=subscribed)
+                # The funnel's "paid" step commits with the sale, in no
+                # transaction of its own.
+                track_order_paid(event_id=order.event_id, order_code=order.code, tickets=len(tickets))
                 # GA units last: the ticket type's row lock (the hot row of a
                 # rush) is then held only for the rest of this commit.
                 finalize_capacity_holds(order_code=order.code)
@@ -107,7 +116,7 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
                 # order late.
                 raise
             return {"status": "inventory_gone", "order_id": order.pk, "detail": str(exc)}
-        seat_map_invalidate(event_id=order.event_id)
+        # (The seat map's cache is dropped by the seats' own sale.)
         transaction.on_commit(
             partial(
                 order_completed.send_robust,

@@ -38,6 +38,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from ticketing import rows
 from ticketing.models import AuditLogEntry
 from workflows import metrics
 from workflows.engine import registry
@@ -125,7 +126,9 @@ def run_in_one_transaction(
     Whatever goes wrong, the savepoint (or transaction) is rolled back whole
     and the caller's transaction, if any, stays usable."""
     try:
-        with transaction.atomic():
+        # Writes nobody answers (audit rows, step records, updates of rows
+        # locked already) travel with the pass's next statements.
+        with transaction.atomic(), rows.deferred():
             return _whole_pass(registry.latest(workflow_type), business_key, input, organization_id)
     except NeedsRecordedPass as exc:
         logger.debug("workflow %s %s: %s; taking the recorded way", workflow_type, business_key, exc)
@@ -160,7 +163,7 @@ def _whole_pass(
         started_at=started_at,
         finished_at=timezone.now(),
     )
-    run.save(force_insert=True)  # IntegrityError if the key is taken: the caller rolls back the pass
+    rows.insert([run])  # IntegrityError if the key is taken: the caller rolls back the pass
     AuditLogEntry.objects.record_many(
         objects=[run],
         field="status",
@@ -169,7 +172,7 @@ def _whole_pass(
         transition=WorkflowRun.complete.__name__,
         reason="workflow returned",
     )
-    WorkflowStep.objects.bulk_create(ctx.steps_of(run))
+    rows.insert_later(ctx.steps_of(run))
     assert run.finished_at is not None
     transaction.on_commit(partial(metrics.run_started, run.workflow_type))
     # Its duration counts from the start of the pass (created_at is the insert's time).

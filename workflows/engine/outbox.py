@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ticketing.inserts import insert_unless_exists
+from ticketing.rows import insert_unless_exists
 from workflows.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
