@@ -10,11 +10,16 @@ ticketing.locks.lock_timeout(), so a long wait becomes Busy ("try again").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+from typing import Any, cast
+
 from django.db import transaction
-from django.db.models import QuerySet
 
 from payments.exceptions import PaymentNotFound, PaymentSessionNotFound
 from payments.models import Payment, PaymentSession, Refund
+from ticketing import rows
+from ticketing.models import Order
 
 
 def _assert_atomic() -> None:
@@ -29,27 +34,71 @@ def lock_session(*, session_id: int) -> PaymentSession:
     return session
 
 
-def sessions_with_payment_for_update() -> QuerySet[PaymentSession]:
-    """Payment sessions with their payment, both locked by the statement that
-    reads them (in that order: PostgreSQL locks a joined row's tables in the
-    query's FROM order), and the order they are for read along, unlocked (the
-    order comes before payments in the lock order, so it is never locked
-    here). Unordered: filter it down to one session."""
-    _assert_atomic()
-    return (
-        PaymentSession.objects.select_related("payment", "order")
-        .filter(payment__isnull=False)  # an inner join: the payment's row can be locked
-        .select_for_update(of=("self", "payment"))
-        .order_by()
+# --- a session with its payment, in one statement -----------------------------------
+
+# What a session with its payment is looked up by (SQL on the aliases s, p).
+_PAIR_BY = {
+    "payment": "p.id = %s",
+    "provider_session_id": "s.provider = %s AND s.provider_session_id = %s",
+    "reference": "s.provider = %s AND s.reference = %s",
+}
+# Of the order, only what the payments services read: its code.
+_ORDER_FIELDS = ("id", "code")
+
+
+@cache
+def _pair_sql(by: str, vendor: str) -> tuple[str, rows.Columns, rows.Columns, rows.Columns]:
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    session = rows.columns(PaymentSession, "s")
+    payment = rows.columns(Payment, "p", start=len(session.attnames))
+    order = rows.columns(Order, "o", _ORDER_FIELDS, start=len(session.attnames) + len(payment.attnames))
+    # Session, then payment: PostgreSQL locks a joined row's tables in the
+    # query's FROM order, and that is the payments lock order. The order is
+    # read, never locked (it comes before payments in the platform's lock
+    # order).
+    sql = (
+        f"SELECT {session.sql}, {payment.sql}, {order.sql} "  # noqa: S608
+        f"FROM {quote(PaymentSession._meta.db_table)} s "
+        f"JOIN {quote(Payment._meta.db_table)} p ON p.{quote('session_id')} = s.{quote('id')} "
+        f"JOIN {quote(Order._meta.db_table)} o ON o.{quote('id')} = s.{quote('order_id')} "
+        f"WHERE {_PAIR_BY[by]}"
     )
+    if connection.features.has_select_for_update_of:
+        sql += " FOR UPDATE OF s, p"
+    return sql, session, payment, order
+
+
+def lock_session_with_payment(*, by: str, params: Sequence[Any]) -> PaymentSession | None:
+    """The payment session with its payment (session.payment), both locked
+    by the one cached statement that reads them, and the code of the order
+    they are for read along (session.order has only its id and code).
+    `by`: "payment" (params: the payment's id), "provider_session_id"
+    (provider, the provider's session id) or "reference" (provider, our
+    session reference); each names at most one session."""
+    _assert_atomic()
+    connection = transaction.get_connection()
+    sql, session_columns, payment_columns, order_columns = _pair_sql(by, connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session = cast(PaymentSession, session_columns.build(row, connection))
+    payment = cast(Payment, payment_columns.build(row, connection))
+    order = cast(Order, order_columns.build(row, connection))
+    PaymentSession._meta.get_field("order").set_cached_value(session, order)  # type: ignore[union-attr]
+    session_field = Payment._meta.get_field("session")
+    session_field.set_cached_value(payment, session)  # type: ignore[union-attr]
+    session_field.remote_field.set_cached_value(session, payment)  # type: ignore[union-attr]
+    return session
 
 
 def lock_session_and_payment(*, payment_id: int) -> tuple[PaymentSession, Payment]:
     """The payment's session and the payment, locked in one statement."""
-    try:
-        session = sessions_with_payment_for_update().get(payment__pk=payment_id)
-    except PaymentSession.DoesNotExist:
-        raise PaymentNotFound(detail={"payment": payment_id}) from None
+    session = lock_session_with_payment(by="payment", params=[payment_id])
+    if session is None:
+        raise PaymentNotFound(detail={"payment": payment_id})
     return session, session.payment
 
 

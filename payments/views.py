@@ -25,7 +25,13 @@ from payments.exceptions import SandboxSessionNotFound
 from payments.forms import SandboxCardForm
 from payments.models import SandboxSession
 from payments.providers import provider_enabled
-from payments.sandbox.gateway import TEST_CARDS, ChargeOutcome, effective_status, sandbox_charge
+from payments.sandbox.gateway import (
+    TEST_CARDS,
+    ChargeOutcome,
+    effective_status,
+    sandbox_charge,
+    sandbox_session_by_token,
+)
 from payments.services.webhooks import webhook_receive
 from ticketing.exceptions import Busy, DomainError
 
@@ -58,8 +64,8 @@ def _amount_display(amount_cents: int, currency: str) -> str:
 
 def _session_or_404(token: str) -> SandboxSession:
     try:
-        return SandboxSession.objects.get(token=token)
-    except SandboxSession.DoesNotExist as exc:
+        return sandbox_session_by_token(token=token)
+    except SandboxSessionNotFound as exc:
         raise Http404("No such sandbox payment page.") from exc
 
 
@@ -82,7 +88,9 @@ def _card_fields(form: SandboxCardForm, outcome: str) -> SafeString:
 def sandbox_pay(request: HttpRequest, token: str) -> HttpResponse:
     """The sandbox's hosted pay page: the buyer enters a test card and pays or
     is declined. A double submit charges once (the gateway locks the row).
-    Paying reads the session once: under its lock, in the charge."""
+    The page reads the session in one cached statement; paying reads it not
+    at all when the card is charged (the charge's UPDATE returns the row),
+    and once, under its lock, when it is not."""
     if not provider_enabled("sandbox"):
         raise Http404("The sandbox provider is not enabled.")
     form = SandboxCardForm()

@@ -27,7 +27,12 @@ are pending until then and confirmed by a refund.succeeded webhook. Disputes
 they send dispute.opened and dispute.won / dispute.lost webhooks.
 
 Every state change locks the sandbox session row and records its webhooks in
-the same transaction (see payments.sandbox.webhooks).
+the same transaction (see payments.sandbox.webhooks). A card charged on an open
+session is one conditional UPDATE that returns the row (the lock and the
+change in one statement), then its webhook's INSERT: BEGIN, UPDATE, INSERT,
+COMMIT. Only a charge that finds the session otherwise (paid, processing,
+expired, unknown) or a card that is no test card reads the row under its lock
+to tell why.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -51,7 +58,8 @@ from payments.models import (
 )
 from payments.providers.base import PayoutState, ProviderPayout, ProviderStatus, SessionRequest, SessionStatus
 from payments.sandbox.webhooks import event_data, sandbox_webhook_record
-from ticketing.inserts import insert_unless_exists
+from ticketing import rows
+from ticketing.rows import insert_unless_exists
 
 DEFAULT_DELAYED_CONFIRMATION_SECONDS = 20
 # What the sandbox's "processor" charges for a dispute (Stripe: 15.00 in EUR).
@@ -158,8 +166,9 @@ def sandbox_session_create(
     return session
 
 
-def sandbox_session_by_token(*, token: str) -> SandboxSession:
-    session = SandboxSession.objects.filter(token=token).first()
+def sandbox_session_by_token(*, token: str, lock: bool = False) -> SandboxSession:
+    """The session of a pay page (`lock`: FOR UPDATE, in the caller's transaction)."""
+    session = rows.select_one(SandboxSession, "token = %s", [token], lock=lock)
     if session is None:
         raise SandboxSessionNotFound()
     return session
@@ -171,15 +180,92 @@ def _expire_locked(session: SandboxSession) -> None:
     sandbox_webhook_record(session=session, event_type="payment.cancelled", data=event_data(session))
 
 
+def _charge_changes(card: TestCard, *, now: datetime) -> dict[str, Any]:
+    """What charging a test card sets on an open session (attempts counts up too)."""
+    if card.outcome == ChargeOutcome.SUCCEEDED:
+        return {"status": SandboxSessionStatus.SUCCEEDED, "failure_code": ""}
+    if card.outcome == ChargeOutcome.DECLINED:
+        # The session stays open: the buyer may try another card.
+        return {"failure_code": card.failure_code}
+    return {
+        "status": SandboxSessionStatus.PENDING,
+        "settles_at": now + timedelta(seconds=delayed_confirmation_seconds()),
+    }
+
+
+@cache
+def _charge_sql(names: tuple[str, ...], vendor: str) -> tuple[str, tuple[Any, ...], rows.Columns]:
+    """UPDATE the open, unexpired session of a token with `names` (and
+    attempts + 1, updated_at), RETURNING the whole row; built once per shape."""
+    connection = transaction.get_connection()
+    quote = connection.ops.quote_name
+    meta = SandboxSession._meta
+    table = meta.db_table
+    changed = tuple(meta.get_field(name) for name in (*names, "updated_at"))
+    returned = rows.columns(SandboxSession, table)
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in changed)  # type: ignore[union-attr]
+    attempts = quote("attempts")
+    sql = (
+        f"UPDATE {quote(table)} SET {assignments}, {attempts} = {attempts} + 1 "  # noqa: S608
+        f"WHERE {quote('token')} = %s AND {quote('status')} = %s AND {quote('expires_at')} > %s "
+        f"RETURNING {returned.sql}"
+    )
+    return sql, changed, returned
+
+
+def _charge_open(*, token: str, card: TestCard, now: datetime) -> SandboxSession | None:
+    """Charge `card` on the token's session if it is open and unexpired, in
+    one statement that locks and changes the row and returns it; None (and
+    nothing changed) otherwise. A concurrent charge of the same session waits
+    on the row and then finds it as that one left it (READ COMMITTED
+    re-checks the condition on the new row): a double submit of a paying card
+    charges once, and attempts count every charge, declined ones too."""
+    changes = _charge_changes(card, now=now)
+    connection = transaction.get_connection()
+    sql, changed, returned = _charge_sql(tuple(changes), connection.vendor)
+    values = {**changes, "updated_at": timezone.now()}
+    params: list[Any] = [field.get_db_prep_save(values[field.name], connection) for field in changed]
+    expires_at = SandboxSession._meta.get_field("expires_at")
+    params += [token, SandboxSessionStatus.OPEN, expires_at.get_db_prep_value(now, connection)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return cast(SandboxSession, returned.build(row, connection))
+
+
+def _record_charge_webhooks(session: SandboxSession, card: TestCard) -> None:
+    if card.outcome == ChargeOutcome.SUCCEEDED:
+        sandbox_webhook_record(session=session, event_type="payment.succeeded", data=event_data(session))
+    elif card.outcome == ChargeOutcome.DECLINED:
+        sandbox_webhook_record(
+            session=session, event_type="payment.failed", data=event_data(session, failure_code=card.failure_code)
+        )
+    else:
+        sandbox_webhook_record(session=session, event_type="payment.pending", data=event_data(session))
+        # The confirmation is a webhook row due later: delivered by the
+        # sweeper (or the management command), never by a long ETA.
+        sandbox_webhook_record(
+            session=session, event_type="payment.succeeded", data=event_data(session), due_at=session.settles_at
+        )
+
+
 def sandbox_charge(*, token: str, card_number: str, now: datetime | None = None) -> ChargeResult:
-    """The buyer submits a card on the hosted page. Locks the session row, so
-    a double submit charges once; records the resulting webhooks with it."""
+    """The buyer submits a card on the hosted page. A test card on an open
+    session is charged by one conditional UPDATE (_charge_open), which locks
+    the row, so a double submit charges once; the resulting webhooks are
+    recorded with it. Anything else reads the session under its lock to tell
+    the buyer why nothing was charged (and expires it if its time is up)."""
     now = now or timezone.now()
     card = TEST_CARDS.get(normalize_card_number(card_number))
     with transaction.atomic():
-        session = SandboxSession.objects.select_for_update().filter(token=token).first()
-        if session is None:
-            raise SandboxSessionNotFound()
+        if card is not None:
+            charged = _charge_open(token=token, card=card, now=now)
+            if charged is not None:
+                _record_charge_webhooks(charged, card)
+                return ChargeResult(card.outcome, charged, card.message, card.failure_code)
+        session = sandbox_session_by_token(token=token, lock=True)
         status = effective_status(session, now=now)
         if status == SandboxSessionStatus.SUCCEEDED:
             return ChargeResult(ChargeOutcome.ALREADY_PAID, session, "This payment has already been made.")
@@ -189,39 +275,13 @@ def sandbox_charge(*, token: str, card_number: str, now: datetime | None = None)
             if session.status == SandboxSessionStatus.OPEN:
                 _expire_locked(session)
             return ChargeResult(ChargeOutcome.EXPIRED, session, "This payment page has expired.")
-        if card is None:
-            return ChargeResult(
-                ChargeOutcome.INVALID_CARD, session, "Use one of the sandbox test card numbers listed below."
-            )
-
-        session.attempts += 1
-        if card.outcome == ChargeOutcome.SUCCEEDED:
-            session.status = SandboxSessionStatus.SUCCEEDED
-            session.failure_code = ""
-            session.save(update_fields=["status", "failure_code", "attempts", "updated_at"])
-            sandbox_webhook_record(session=session, event_type="payment.succeeded", data=event_data(session))
-        elif card.outcome == ChargeOutcome.DECLINED:
-            session.failure_code = card.failure_code
-            session.save(update_fields=["failure_code", "attempts", "updated_at"])
-            sandbox_webhook_record(
-                session=session,
-                event_type="payment.failed",
-                data=event_data(session, failure_code=card.failure_code),
-            )
-        else:
-            session.status = SandboxSessionStatus.PENDING
-            session.settles_at = now + timedelta(seconds=delayed_confirmation_seconds())
-            session.save(update_fields=["status", "settles_at", "attempts", "updated_at"])
-            sandbox_webhook_record(session=session, event_type="payment.pending", data=event_data(session))
-            # The confirmation is a webhook row due later: delivered by the
-            # sweeper (or the management command), never by a long ETA.
-            sandbox_webhook_record(
-                session=session,
-                event_type="payment.succeeded",
-                data=event_data(session),
-                due_at=session.settles_at,
-            )
-        return ChargeResult(card.outcome, session, card.message, card.failure_code)
+        # Open and unexpired, so the card is no test card: _charge_open
+        # charged any test card on such a session (a session never reopens,
+        # and its expiry never moves).
+        assert card is None, "an open session refused a test card"
+        return ChargeResult(
+            ChargeOutcome.INVALID_CARD, session, "Use one of the sandbox test card numbers listed below."
+        )
 
 
 def _status_of(session: SandboxSession, *, now: datetime) -> SessionStatus:

@@ -40,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -50,6 +51,7 @@ from django.urls import resolve, reverse
 from django.utils import timezone
 
 from payments.models import SandboxPayout, SandboxPayoutStatus, SandboxSession, SandboxSessionStatus, SandboxWebhook
+from ticketing import rows
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +132,7 @@ def sandbox_webhook_record(
         separators=(",", ":"),
         sort_keys=True,
     )
-    webhook.save()
+    rows.insert([webhook])
     if deliver_inline:
         _queue_delivery_on_commit(webhook)
     return webhook
@@ -202,6 +204,32 @@ def _lease_kept(recorded: SandboxWebhook, *, now: datetime) -> bool:
     )
 
 
+# What a delivery writes on its row, every time: one statement, built once.
+_DELIVERY_FIELDS = ("last_status_code", "last_error", "next_attempt_at", "delivered_at")
+
+
+@cache
+def _delivery_sql(vendor: str) -> str:
+    quote = transaction.get_connection().ops.quote_name
+    meta = SandboxWebhook._meta
+    columns = [quote(meta.get_field(name).column) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    attempts = quote("attempts")
+    # Identifiers come from the model's meta; every value is a parameter.
+    return f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1, {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+
+
+def _delivery_write(*, webhook_id: int, **values: Any) -> None:
+    """Record one delivery attempt. The attempt is counted in the database: a
+    row handed over by its recorder may have been tried by the sweeper in
+    between."""
+    connection = transaction.get_connection()
+    meta = SandboxWebhook._meta
+    params: list[Any] = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
+    with connection.cursor() as cursor:
+        cursor.execute(_delivery_sql(connection.vendor), [*params, webhook_id])
+
+
 def sandbox_webhook_deliver(
     *,
     webhook_id: int,
@@ -251,10 +279,8 @@ def sandbox_webhook_deliver(
         logger.warning("sandbox webhook %s: giving up after %s attempts", webhook.event_id, attempts)
     else:
         next_attempt_at = now + timedelta(seconds=backoff_seconds(attempts))
-    SandboxWebhook.objects.filter(pk=webhook.pk).update(
-        # Counted in the database: a row handed over by its recorder may have
-        # been tried by the sweeper in between.
-        attempts=F("attempts") + 1,
+    _delivery_write(
+        webhook_id=webhook.pk,
         last_status_code=status_code,
         last_error="" if delivered else text[:2000],
         next_attempt_at=next_attempt_at,

@@ -2,12 +2,15 @@
 
 Each `payment_mark_*` locks the session and the payment (payments.locks
 order), re-checks the state machine, applies the transition (which writes the
-audit row), saves, and sends its signal after commit. They are idempotent and
-safe against out-of-order delivery: a change the state machine does not allow
-from the current state is simply not made, and they return (payment, False).
-So a late "pending" after "succeeded" does nothing, and "failed" never
-downgrades "succeeded". They join the caller's transaction when there is one
-(webhook_receive commits the event row and the change together).
+audit row), saves, and sends its signal after commit. Their writes (the
+UPDATEs of the rows they hold locked, the audit rows) go with the caller's
+next statement inside ticketing.rows.deferred(), at once outside it. They
+are idempotent and safe against out-of-order delivery: a change the state
+machine does not allow from the current state is simply not made, and they
+return (payment, False). So a late "pending" after "succeeded" does nothing,
+and "failed" never downgrades "succeeded". They join the caller's transaction
+when there is one (webhook_receive commits the event row and the change
+together).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from payments.signals import (
     payment_succeeded,
     send_after_commit,
 )
+from ticketing import rows
 from ticketing.locks import lock_timeout
 
 _SAVED_FIELDS = [
@@ -93,7 +97,7 @@ def _close_session(session: PaymentSession, *, complete: bool, by: Any, reason: 
     transition = session.complete if complete else session.expire
     if can_proceed(transition):
         transition(by=by, reason=reason)
-        session.save(update_fields=["status", "updated_at"])
+        rows.save_fields_later(session, ["status", "updated_at"])
 
 
 def payment_mark_pending(
@@ -111,7 +115,7 @@ def payment_mark_pending(
             return payment, False
         _record_provider_payment_id(payment, provider_payment_id)
         payment.mark_pending(by=by, reason=reason)
-        payment.save(update_fields=_SAVED_FIELDS)
+        rows.save_fields_later(payment, _SAVED_FIELDS)
         send_after_commit(payment_pending, sender=Payment, **_signal_payload(session, payment))
         return payment, True
 
@@ -150,7 +154,7 @@ def payment_mark_succeeded(
         if refusal is None:
             payment.provider_payment_id = provider_payment_id or payment.provider_payment_id
             payment.mark_succeeded(captured_cents=amount_cents, at=timezone.now(), by=by, reason=reason)
-            payment.save(update_fields=_SAVED_FIELDS)
+            rows.save_fields_later(payment, _SAVED_FIELDS)
             _close_session(session, complete=True, by=by, reason=reason)
             send_after_commit(payment_succeeded, sender=Payment, **_signal_payload(session, payment))
     if refusal is not None:
@@ -176,7 +180,7 @@ def payment_mark_failed(
             return payment, False
         _record_provider_payment_id(payment, provider_payment_id)
         payment.mark_failed(failure_code=failure_code, failure_message=failure_message, by=by, reason=reason)
-        payment.save(update_fields=_SAVED_FIELDS)
+        rows.save_fields_later(payment, _SAVED_FIELDS)
         send_after_commit(
             payment_failed, sender=Payment, failure_code=payment.failure_code, **_signal_payload(session, payment)
         )
@@ -193,7 +197,7 @@ def payment_mark_cancelled(
         if not can_proceed(payment.mark_cancelled):
             return payment, False
         payment.mark_cancelled(by=by, reason=reason)
-        payment.save(update_fields=_SAVED_FIELDS)
+        rows.save_fields_later(payment, _SAVED_FIELDS)
         _close_session(session, complete=False, by=by, reason=reason)
         send_after_commit(payment_cancelled, sender=Payment, **_signal_payload(session, payment))
         return payment, True

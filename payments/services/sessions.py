@@ -16,6 +16,9 @@ session is written once, already open. The provider decides its session
 first (plan_session: its id and URL drawn), ours is inserted with them, then
 the provider's row is written, and the audit row of our session's created ->
 open transition: the same rows as the three phases leave, one UPDATE fewer.
+The payment's row and the audit row need no answer: inside
+ticketing.rows.deferred() (the checkout's pass) they travel with the next
+statements.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ from payments.models import Payment, PaymentSession, PaymentSessionStatus
 from payments.providers import get_provider
 from payments.providers.base import CreatedSession, PaymentProvider, PlannedSession, SessionRequest
 from payments.services.payments import payment_apply_provider_status, payment_mark_cancelled
+from ticketing import rows
 from ticketing.exceptions import InvalidInput
-from ticketing.inserts import insert_unless_exists
 from ticketing.locks import lock_timeout
 from ticketing.models import AuditLogEntry, Order, OrderStatus
+from ticketing.rows import insert_unless_exists
 
 
 def _check_key(idempotency_key: str) -> None:
@@ -102,14 +106,19 @@ def _session_record(
             if insert_unless_exists(session, conflict=("idempotency_key",)) is None:
                 session = None
             else:
-                Payment.objects.create(
+                # Nobody refers to the payment in this transaction: its row
+                # goes with the next statement (inside ticketing.rows.deferred,
+                # as the checkout's pass is). Made by ids, so that no
+                # instance without its key is cached on the session.
+                payment = Payment(
                     organization_id=order.organization_id,
-                    order=order,
-                    session=session,
+                    order_id=order.pk,
+                    session_id=session.pk,
                     provider=provider,
                     amount_cents=session.amount_cents,
                     currency=session.currency,
                 )
+                rows.insert_later([payment])
                 if planned is not None:
                     planned.write()
                     _session_audit_opened(session, by=by)

@@ -3,16 +3,28 @@
 Webhooks arrive late, repeated and out of order. webhook_receive:
   1. verifies the signature and freshness (provider.verify_webhook); a body
      that fails is rejected before anything is written;
-  2. in one transaction, inserts the WebhookEvent row: the unique
-     (provider, provider_event_id) makes a replay a no-op, and a concurrent
-     duplicate waits on the unique index until the first commits, then finds
-     its row;
-  3. matches the event to our session (refund, or disputed payment) and checks amount, currency
-     and order reference; a mismatch keeps the row as REJECTED and changes
-     nothing else (a payment event is rejected before anything is written;
-     the others run in a savepoint that a rejection rolls back);
-  4. applies the change through the idempotent payment/refund services, which
-     lock session -> payment -> refund and send their signals after commit.
+  2. in one transaction, records the event as a WebhookEvent row, whose
+     unique (provider, provider_event_id) makes a replay a no-op, matches it
+     to our records and applies it. The order depends on the event:
+     - a payment event (the hot path of every sale) is matched first: its
+       session and payment are locked by the statement that finds them, the
+       change is applied, and only then is the row inserted, with its
+       outcome, in one INSERT ... ON CONFLICT DO NOTHING, which the change's
+       writes travel with (ticketing.rows.deferred). A concurrent
+       duplicate waits on the session's lock until the first commits, then
+       finds the payment moved on; a delivery whose insert runs into the row
+       of an earlier one is a duplicate, and what it changed (nothing, as
+       long as a payment's transitions only move it on) is rolled back;
+     - any other event inserts its row first (a concurrent duplicate waits on
+       the unique index until the first commits, then finds its row), then is
+       matched (refund, disputed payment, payout) and applied in a savepoint
+       that a rejection rolls back, and the row gets its outcome;
+  3. a mismatch (amount, currency, order reference, provider ids) or an
+     unknown session keeps the row as REJECTED and changes nothing else (a
+     payment event is rejected before anything is written); a REJECTED event
+     delivered again is evaluated again;
+  4. changes go through the idempotent payment/refund services, which lock
+     session -> payment -> refund and send their signals after commit.
 The event row and the change commit together: exactly once.
 """
 
@@ -22,11 +34,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from payments.exceptions import WebhookMismatch, WebhookUnknownSession
-from payments.locks import sessions_with_payment_for_update
+from payments.locks import lock_session_with_payment
 from payments.models import Dispute, Payment, PaymentSession, Refund, WebhookEvent, WebhookOutcome
 from payments.providers import get_provider
 from payments.providers.base import EventKind, NormalizedEvent
@@ -39,8 +50,9 @@ from payments.services.payments import (
 )
 from payments.services.payouts import payout_event_apply
 from payments.services.refunds import refund_mark_failed, refund_mark_succeeded
-from ticketing.inserts import insert_unless_exists
+from ticketing import rows
 from ticketing.locks import lock_timeout
+from ticketing.rows import insert_unless_exists
 
 _EVENT_FIELDS = (
     "provider",
@@ -54,33 +66,45 @@ _EVENT_FIELDS = (
 )
 
 # What applying an event (or rejecting it) sets on its row; the rest is the delivery as received.
-_APPLIED_FIELDS = (
-    "outcome",
-    "error",
-    "organization",
-    "session",
-    "payment",
-    "refund",
-    "dispute",
-    "delivery_count",
-    "processed_at",
-)
+_RESULT_FIELDS = ("outcome", "error", "organization", "session", "payment", "refund", "dispute", "processed_at")
+_APPLIED_FIELDS = (*_RESULT_FIELDS, "delivery_count")
+_EVENT_KEY = ("provider", "provider_event_id")
 
 
-def _event_row(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
-    """The event's row: (new row, True), or (the first delivery's row, locked, False)."""
-    row = WebhookEvent(
+class _AlreadyApplied(Exception):
+    """A payment event's delivery changed something, then found the event
+    applied by an earlier one: raised to roll its change back."""
+
+
+def _event_new(*, provider: str, event: NormalizedEvent) -> WebhookEvent:
+    """The event's row as this delivery received it, not written yet."""
+    return WebhookEvent(
         provider=provider,
         provider_event_id=event.provider_event_id,
         event_type=event.event_type[:100],
         payload=event.payload,
         signature_verified=True,
     )
-    row.pk = insert_unless_exists(row, fields=_EVENT_FIELDS, conflict=("provider", "provider_event_id"))
-    if row.pk is not None:
+
+
+def _event_first(*, provider: str, event: NormalizedEvent) -> WebhookEvent:
+    """The row of an earlier delivery of the event, locked: the one an insert
+    just ran into (committed: the insert waited for that)."""
+    first = rows.select_one(
+        WebhookEvent, "provider = %s AND provider_event_id = %s", [provider, event.provider_event_id], lock=True
+    )
+    assert first is not None, "the row that the insert ran into is committed"
+    first.delivery_count += 1  # exact: the row is locked
+    return first
+
+
+def _event_row(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
+    """The event's row: (new row, True), or (the first delivery's row, locked
+    and counted, False)."""
+    row = _event_new(provider=provider, event=event)
+    if insert_unless_exists(row, fields=_EVENT_FIELDS, conflict=_EVENT_KEY) is not None:
         return row, True
-    row = WebhookEvent.objects.select_for_update().get(provider=provider, provider_event_id=event.provider_event_id)
-    return row, False
+    return _event_first(provider=provider, event=event), False
 
 
 def _mismatches(*, expected: Mapping[str, Any], event: NormalizedEvent, required: bool) -> dict[str, Any]:
@@ -108,14 +132,13 @@ def _match_session(*, provider: str, event: NormalizedEvent) -> PaymentSession:
     Every rejection is raised before the one write (the provider's session id,
     stored once the event is known to match): webhook_receive relies on that
     to apply payment events without a savepoint."""
-    sessions = sessions_with_payment_for_update()
     session = None
     if event.provider_session_id:
-        session = sessions.filter(provider=provider, provider_session_id=event.provider_session_id).first()
+        session = lock_session_with_payment(by="provider_session_id", params=[provider, event.provider_session_id])
     if session is None and event.session_reference:
         # Our own reference, echoed back: finds a session whose creation
         # crashed before we stored the provider's id.
-        session = sessions.filter(provider=provider, reference=event.session_reference).first()
+        session = lock_session_with_payment(by="reference", params=[provider, event.session_reference])
         if session is not None and session.provider_session_id not in ("", event.provider_session_id):
             raise WebhookMismatch(detail={"provider_session_id": {"expected": session.provider_session_id}})
     if session is None:
@@ -256,7 +279,8 @@ def _apply_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) ->
         return None
     if event.kind.is_payment:
         # No savepoint (two statements of the payment confirmation's hot
-        # path): a payment event is rejected before anything is written.
+        # path): a payment event is rejected before anything is written, and
+        # its REJECTED row is then all that commits.
         return _apply_payment_event(row=row, provider=provider, event=event)
     # The others may reject after a write (a dispute opened for a closing
     # event, then found not to match): a savepoint undoes it, and the event
@@ -270,6 +294,61 @@ def _apply_event(*, row: WebhookEvent, provider: str, event: NormalizedEvent) ->
         return payout_event_apply(row=row, provider=provider, event=event)
 
 
+def _apply(
+    *, row: WebhookEvent, provider: str, event: NormalizedEvent
+) -> WebhookMismatch | WebhookUnknownSession | None:
+    """Apply the event and set its row's outcome (in memory); returns the
+    rejection, if it was rejected (having written nothing)."""
+    rejection: WebhookMismatch | WebhookUnknownSession | None = None
+    row.outcome = WebhookOutcome.IGNORED
+    row.error = None
+    try:
+        changed = _apply_event(row=row, provider=provider, event=event)
+    except (WebhookMismatch, WebhookUnknownSession) as exc:
+        rejection = exc
+        row.outcome = WebhookOutcome.REJECTED
+        row.error = exc.as_dict()
+        row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
+    else:
+        if changed is not None:
+            row.outcome = WebhookOutcome.PROCESSED if changed else WebhookOutcome.NO_CHANGE
+    row.processed_at = timezone.now()
+    return rejection
+
+
+def _receive_payment_event(*, provider: str, event: NormalizedEvent) -> tuple[WebhookEvent, bool]:
+    """Match, lock and apply, then insert the row with its outcome (see the
+    module docstring). On the hot path that is BEGIN, the SELECT ... FOR
+    UPDATE of the session and the payment, the INSERT of the row, COMMIT:
+    the change's writes (the UPDATEs of the rows locked, the audit rows)
+    travel with the INSERT (ticketing.rows.deferred)."""
+    try:
+        with transaction.atomic(), lock_timeout(), rows.deferred():
+            row = _event_new(provider=provider, event=event)
+            rejection = _apply(row=row, provider=provider, event=event)
+            if insert_unless_exists(row, conflict=_EVENT_KEY) is None:
+                first = _event_first(provider=provider, event=event)
+                if first.outcome != WebhookOutcome.REJECTED:
+                    if row.outcome == WebhookOutcome.PROCESSED:
+                        raise _AlreadyApplied()
+                    rows.save_fields(first, ["delivery_count"])
+                    return first, False
+                # Rejected before, evaluated again: this delivery's outcome replaces it.
+                for name in _RESULT_FIELDS:
+                    attname = WebhookEvent._meta.get_field(name).attname  # type: ignore[union-attr]
+                    setattr(first, attname, getattr(row, attname))
+                rows.save_fields(first, _APPLIED_FIELDS)
+                row = first
+    except _AlreadyApplied:
+        with transaction.atomic(), lock_timeout():
+            first = _event_first(provider=provider, event=event)
+            rows.save_fields(first, ["delivery_count"])
+            return first, False
+    if rejection is not None:
+        raise rejection
+    return row, True
+
+
 def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str]) -> tuple[WebhookEvent, bool]:
     """Verify and apply one webhook delivery; see the module docstring.
 
@@ -280,31 +359,15 @@ def webhook_receive(*, provider: str, raw_body: bytes, headers: Mapping[str, str
     or WebhookMismatch (only the REJECTED event row is written; delivered again,
     it is evaluated again), or Busy on lock timeout (nothing written)."""
     event = get_provider(provider).verify_webhook(raw_body=raw_body, headers=headers)
-    rejection: WebhookMismatch | WebhookUnknownSession | None = None
+    if event.kind.is_payment:
+        return _receive_payment_event(provider=provider, event=event)
     with transaction.atomic(), lock_timeout():
         row, created = _event_row(provider=provider, event=event)
-        if not created:
-            row.delivery_count = F("delivery_count") + 1
-            if row.outcome != WebhookOutcome.REJECTED:
-                row.save(update_fields=["delivery_count"])
-                row.refresh_from_db(fields=["delivery_count"])
-                return row, False
-        row.outcome = WebhookOutcome.IGNORED
-        row.error = None
-        try:
-            changed = _apply_event(row=row, provider=provider, event=event)
-        except (WebhookMismatch, WebhookUnknownSession) as exc:
-            rejection = exc
-            row.outcome = WebhookOutcome.REJECTED
-            row.error = exc.as_dict()
-            row.organization_id = row.session_id = row.payment_id = row.refund_id = row.dispute_id = None
-        else:
-            if changed is not None:
-                row.outcome = WebhookOutcome.PROCESSED if changed else WebhookOutcome.NO_CHANGE
-        row.processed_at = timezone.now()
-        row.save(update_fields=_APPLIED_FIELDS)
-        if not created:
-            row.refresh_from_db(fields=["delivery_count"])  # an F() expression until then
+        if not created and row.outcome != WebhookOutcome.REJECTED:
+            rows.save_fields(row, ["delivery_count"])
+            return row, False
+        rejection = _apply(row=row, provider=provider, event=event)
+        rows.save_fields(row, _APPLIED_FIELDS)
     if rejection is not None:
         raise rejection
     return row, True

@@ -54,7 +54,7 @@ def test_the_buyer_pays_with_the_pages_csrf_token(browser: Client, pay_path: str
     assert paid.status_code == 302 and paid["Location"].endswith("?status=paid")
 
 
-def test_paying_reads_the_session_once_under_its_lock(browser: Client, pay_path: str) -> None:
+def test_paying_charges_the_session_in_one_locking_update(browser: Client, pay_path: str) -> None:
     page = browser.get(pay_path)
     token = CSRF_INPUT.search(page.content.decode())
     assert token is not None
@@ -62,9 +62,12 @@ def test_paying_reads_the_session_once_under_its_lock(browser: Client, pay_path:
     with CaptureQueriesContext(connection) as queries:
         paid = browser.post(pay_path, {"csrfmiddlewaretoken": token.group(1), "card_number": PAY})
 
+    # then: no read of the session; one conditional UPDATE locks, changes and returns it
     assert paid.status_code == 302
-    selects = _sandbox_selects(queries.captured_queries)
-    assert len(selects) == 1 and selects[0].endswith("FOR UPDATE"), selects
+    assert _sandbox_selects(queries.captured_queries) == []
+    sqls = [q["sql"] for q in queries.captured_queries]
+    charges = [sql for sql in sqls if sql.startswith('UPDATE "payments_sandboxsession"')]
+    assert len(charges) == 1 and " RETURNING " in charges[0], sqls
 
 
 def test_unknown_pages_are_404_whatever_is_posted(client: Client) -> None:
