@@ -254,6 +254,10 @@ EMAIL_CLAIM_SECONDS = int(os.environ.get("EMAIL_CLAIM_SECONDS", "120"))
 # A recorded e-mail still unsent after this long has its send queued again
 # (the resend sweeper, every minute); a second send message is harmless.
 EMAIL_RESEND_AFTER_SECONDS = int(os.environ.get("EMAIL_RESEND_AFTER_SECONDS", "120"))
+# At most this many waiting e-mails go out with the one a task is for: claimed
+# and read in a statement each and sent over one SMTP connection. Their own
+# messages, coming later, then find them sent at the cost of one statement.
+EMAIL_BATCH_SIZE = int(os.environ.get("EMAIL_BATCH_SIZE", "20"))
 
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,7 +10,19 @@ from django.db.models import Count, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ticketing.models import CapacityHold, Event, EventStatus, HoldStatus, TicketKind, TicketType
+from ticketing import rows
+from ticketing.models import (
+    CapacityHold,
+    Event,
+    EventSigningKey,
+    EventStatus,
+    HoldStatus,
+    Order,
+    Ticket,
+    TicketKind,
+    TicketStatus,
+    TicketType,
+)
 
 
 def events_on_sale() -> QuerySet[Event]:
@@ -200,3 +213,81 @@ def ticket_type_offers(*, event: Event, now: datetime | None = None) -> list[Tic
             state = SaleState.ON_SALE
         offers.append(TicketTypeOffer(ticket_type=t, capacity=capacity, available=available, state=state))
     return offers
+
+
+# --- e-mails -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmailRows:
+    """What the e-mails of a batch of orders show: each order with its event,
+    its valid tickets (id order; ticket type and seat selected, and the
+    event as `ticket.event`), and the active signing key of each event that
+    has tickets among them and a key already."""
+
+    orders: dict[int, Order]
+    tickets: dict[int, list[Ticket]]
+    signing_keys: dict[int, EventSigningKey]
+
+
+# What signing a ticket's code and the e-mail templates read of a ticket; the
+# rest of each row stays in the database (an e-mail goes out for every order
+# of a rush). A template that shows another field adds it here: a deferred
+# field costs a query per ticket (tests/ticketing/test_ticket_email.py pins
+# the send's statements).
+_EMAIL_TICKET_FIELDS = ("id", "order", "event", "ticket_type", "seat", "code", "generation")
+# The active signing key of the ticket's event (the partial unique index on
+# event_id WHERE is_active finds it), read with the tickets instead of in a
+# statement of its own.
+_ACTIVE_KEY = (
+    '(SELECT "key"."{column}" FROM "ticketing_eventsigningkey" AS "key" '
+    'WHERE "key"."event_id" = "ticketing_ticket"."event_id" AND "key"."is_active")'
+)
+_ACTIVE_KEY_COLUMNS = {"signing_key_id": "id", "signing_key_kid": "kid", "signing_key_private": "private_key_encrypted"}
+
+
+def email_rows(*, order_ids: Collection[int]) -> EmailRows:
+    """One statement for the e-mails of `order_ids` (tickets with their
+    order, event, ticket type and seat, and the events' active keys), and a
+    second only for orders without valid tickets (a cancellation, a refund)."""
+    ids = sorted(set(order_ids))
+    if not ids:
+        return EmailRows(orders={}, tickets={}, signing_keys={})
+    marks = ", ".join(["%s"] * len(ids))
+    found = rows.select(
+        Ticket,
+        f'"ticketing_ticket"."order_id" IN ({marks}) AND "ticketing_ticket"."status" = %s '
+        'ORDER BY "ticketing_ticket"."id"',
+        [*ids, TicketStatus.VALID],
+        fields=_EMAIL_TICKET_FIELDS,
+        related=("order", "event", "ticket_type", "seat"),
+        annotate={name: _ACTIVE_KEY.format(column=column) for name, column in _ACTIVE_KEY_COLUMNS.items()},
+    )
+    orders: dict[int, Order] = {}
+    tickets: dict[int, list[Ticket]] = {}
+    signing_keys: dict[int, EventSigningKey] = {}
+    for ticket in found:
+        order = orders.setdefault(ticket.order_id, ticket.order)
+        order.event = ticket.event
+        ticket.order = order
+        tickets.setdefault(order.pk, []).append(ticket)
+        key_id = getattr(ticket, "signing_key_id", None)
+        if key_id is not None and ticket.event_id not in signing_keys:
+            # In the model's field order: Model.from_db takes a partial row so.
+            signing_keys[ticket.event_id] = rows.from_values(
+                EventSigningKey,
+                {
+                    "id": key_id,
+                    "organization_id": ticket.event.organization_id,
+                    "event_id": ticket.event_id,
+                    "kid": getattr(ticket, "signing_key_kid", None),
+                    "private_key_encrypted": getattr(ticket, "signing_key_private", None),
+                    "is_active": True,
+                },
+            )
+    missing = [pk for pk in ids if pk not in orders]
+    if missing:
+        marks = ", ".join(["%s"] * len(missing))
+        for order in rows.select(Order, f'"ticketing_order"."id" IN ({marks})', missing, related=("event",)):
+            orders[order.pk] = order
+    return EmailRows(orders=orders, tickets=tickets, signing_keys=signing_keys)

@@ -26,9 +26,11 @@ def expire_capacity_holds() -> int:
     max_retries=8,
 )
 def send_email_delivery(self: Any, delivery_id: int) -> bool:
-    """Send one recorded e-mail; retried with exponential backoff on failure.
-    Routed to the `email` queue (config/settings.py), whose worker may run
-    behind the sales at a lower CPU priority."""
+    """Send one recorded e-mail, and the fresh ones recorded just after it
+    (a batch: see email_delivery_send); retried with exponential backoff on
+    a failure of its own. Routed to the `email` queue (config/settings.py),
+    whose worker may run behind the sales at a lower CPU priority: then one
+    message sends a batch and the next messages find theirs sent."""
     try:
         return email_delivery_send(delivery_id=delivery_id, claimant=self.request.id or "")
     except Exception as exc:

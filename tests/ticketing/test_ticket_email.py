@@ -1,7 +1,7 @@
 """The ticket e-mail: one inline QR image per ticket, each a symbol that a
 reader decodes to exactly the ticket's signed code (level M or better, mask
 0, never a Micro QR), pixel for pixel what zxing-cpp draws for it, and the
-whole send in five statements.
+whole send in three statements.
 
 The e-mail's symbols come from zxing-cpp's encoder (zint); they are checked
 with zxing-cpp's reader, which is checked in turn on symbols another encoder
@@ -30,9 +30,9 @@ from ticketing.services.emails import email_delivery_record, email_delivery_send
 from ticketing.services.signing_keys import ticket_code_for
 from ticketing.ticket_codes import new_kid, ticket_code_encode
 
-# Claim, the delivery with its order and event, the tickets, the event's
-# signing key, sent.
-SEND_STATEMENTS = 5
+# Claim (returning the delivery), the tickets with their order, event, ticket
+# type, seat and the event's signing key, sent.
+SEND_STATEMENTS = 3
 
 
 def _pixels(png: bytes) -> tuple[str, tuple[int, int], bytes]:
