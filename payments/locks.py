@@ -79,7 +79,7 @@ def lock_session_with_payment(*, by: str, params: Sequence[Any]) -> PaymentSessi
     _assert_atomic()
     connection = transaction.get_connection()
     sql, session_columns, payment_columns, order_columns = _pair_sql(by, connection.vendor)
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, list(params))
         row = cursor.fetchone()
     if row is None:

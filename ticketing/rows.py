@@ -22,12 +22,17 @@ Writes whose answer nobody needs (audit rows, step records, an UPDATE whose
 row is locked already) can go to the database with the next statement
 instead of on their own: inside a `deferred()` block, `insert_later` and
 `execute_later` keep them, and the block sends them in the same round trip
-as the next statement of the connection (PostgreSQL runs them first, in
-order; SQLite, which has no round trips, one by one just before it), or at
-the block's end. Each costs the database a statement but not a round trip,
-and Python a fraction of a separate execute. A deferred write that fails
-fails the statement it travels with, so only writes that cannot fail short
-of a bug (or a constraint the transaction fails on anyway) are deferred.
+as the next statement of the connection (a psycopg pipeline on PostgreSQL,
+in order; SQLite, which has no round trips, runs them one by one just
+before it), or at the block's end. Each costs the database a statement but
+not a round trip. A deferred write that fails fails the statement it
+travels with, so only writes that cannot fail short of a bug (or a
+constraint the transaction fails on anyway) are deferred.
+
+On PostgreSQL the parameters are bound on the server and psycopg prepares
+the statements it sees repeatedly (config.settings: server_side_binding,
+prepare_threshold), so these cached statements are parsed and planned once
+per connection.
 """
 
 from __future__ import annotations
@@ -96,9 +101,9 @@ def insert(objs: Sequence[M], *, fields: Sequence[str] | None = None) -> list[M]
     model = type(objs[0])
     connection = transaction.get_connection()
     sql, columns = _insert_sql(model, tuple(fields) if fields is not None else None, len(objs), None, connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _insert_params(objs, columns, connection))
-        ids = cursor.fetchall()
+    with transaction.get_connection().cursor() as db:
+        db.execute(sql, _insert_params(objs, columns, connection))
+        ids = db.fetchall()
     for obj, (pk,) in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -141,9 +146,9 @@ def insert_unless_exists(
     sql, columns = _insert_sql(
         type(obj), tuple(fields) if fields is not None else None, 1, tuple(conflict), connection.vendor
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, _insert_params([obj], columns, connection))
-        row = cursor.fetchone()
+    with transaction.get_connection().cursor() as db:
+        db.execute(sql, _insert_params([obj], columns, connection))
+        row = db.fetchone()
     if row is None:
         return None
     obj.pk = row[0]
@@ -172,9 +177,9 @@ def save_fields(obj: models.Model, fields: Sequence[str]) -> int:
     sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
     params.append(obj.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
+    with transaction.get_connection().cursor() as db:
+        db.execute(sql, params)
+        return int(db.rowcount)
 
 
 def save_fields_later(obj: models.Model, fields: Sequence[str]) -> None:
@@ -324,9 +329,9 @@ def select(
         lock_clause,
         connection.vendor,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, list(params))
-        found = cursor.fetchall()
+    with transaction.get_connection().cursor() as db:
+        db.execute(sql, list(params))
+        found = db.fetchall()
     main, joined = parts[0], parts[1:]
     width = parts[-1].start + len(parts[-1].attnames)
     objs: list[M] = []
@@ -393,8 +398,8 @@ def execute_later(sql: str, params: Sequence[Any] = ()) -> None:
     of the connection, inside `deferred()`; at once outside one."""
     pending = _pending.get()
     if pending is None:
-        with transaction.get_connection().cursor() as cursor:
-            cursor.execute(sql, list(params))
+        with transaction.get_connection().cursor() as db:
+            db.execute(sql, list(params))
     else:
         pending.append((sql, list(params)))
 
@@ -418,22 +423,27 @@ def deferred() -> Iterator[None]:
         with connection.execute_wrapper(partial(_send_with, pending)):
             yield
             if pending:
-                with connection.cursor() as cursor:
-                    _run_alone(cursor, pending)
+                _send(connection, pending)
     finally:
         _pending.reset(token)
         pending.clear()
 
 
-def _run_alone(cursor: Any, pending: list[tuple[str, list[Any]]]) -> None:
-    """The pending writes, without a statement to travel with."""
+def _send(connection: Any, pending: list[tuple[str, list[Any]]], then: Callable[[], Any] | None = None) -> Any:
+    """The pending writes, then `then()` (the statement they travel with),
+    in one round trip on PostgreSQL: a pipeline, each statement on its own
+    (and prepared as any other). SQLite runs them one by one."""
     statements = pending[:]
     pending.clear()
-    if cursor.db.vendor == "postgresql":
-        cursor.execute("; ".join(sql for sql, _ in statements), [p for _, params in statements for p in params])
-    else:
+    if connection.vendor != "postgresql":
+        with connection.cursor() as db:
+            for sql, params in statements:
+                db.execute(sql, params)
+        return then() if then is not None else None
+    with connection.cursor() as db, connection.wrap_database_errors, connection.connection.pipeline():
         for sql, params in statements:
-            cursor.execute(sql, params)
+            db.execute(sql, params)
+        return then() if then is not None else None
 
 
 def _send_with(
@@ -445,7 +455,7 @@ def _send_with(
     context: Mapping[str, Any],
 ) -> Any:
     """The connection's execute wrapper inside `deferred()`: the pending
-    writes first, in the same round trip where the database allows it."""
+    writes go first, in the same round trip."""
     if not pending:
         return execute(sql, params, many, context)
     if sql.lstrip().upper().startswith("ROLLBACK"):
@@ -453,17 +463,4 @@ def _send_with(
         # transaction) being rolled back: it never happened.
         pending.clear()
         return execute(sql, params, many, context)
-    cursor = context["cursor"]
-    if many or cursor.db.vendor != "postgresql" or (params is None and "%" in sql):
-        # SQLite takes one statement per execute; an executemany or a
-        # statement with a literal % cannot be joined: they go first, alone.
-        _run_alone(cursor, pending)
-        return execute(sql, params, many, context)
-    statements = pending[:]
-    pending.clear()
-    joined = "; ".join([*(statement for statement, _ in statements), sql])
-    values = [p for _, values in statements for p in values] + list(params or ())
-    result = execute(joined, values, many, context)
-    for _ in statements:
-        cursor.cursor.nextset()  # the last statement's result is the caller's
-    return result
+    return _send(context["connection"], pending, lambda: execute(sql, params, many, context))

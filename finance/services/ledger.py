@@ -37,7 +37,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -153,7 +153,7 @@ def _insert_entries_by_code(txn_id: int, entries: Sequence[Posting]) -> bool:
     for e in entries:
         params += (e.account.code, str(e.side), e.amount_cents, e.account.currency)
     params.append(txn_id)
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(_entries_by_code_sql(len(entries)), params)
         inserted = cursor.rowcount
     if inserted not in (0, len(entries)):  # the SQL's all-or-nothing guard

@@ -227,7 +227,7 @@ def _charge_open(*, token: str, card: TestCard, now: datetime) -> SandboxSession
     params: list[Any] = [field.get_db_prep_save(values[field.name], connection) for field in changed]
     expires_at = SandboxSession._meta.get_field("expires_at")
     params += [token, SandboxSessionStatus.OPEN, expires_at.get_db_prep_value(now, connection)]
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:

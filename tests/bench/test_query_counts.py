@@ -28,6 +28,7 @@ import pytest
 from celery.app.task import Task
 
 from tests.factories import EventFactory, TicketTypeFactory
+from tests.round_trips import counting_round_trips
 from tests.workflows.checkout.conftest import buy_ga, pay
 from ticketing.models import Order, OrderStatus
 
@@ -66,17 +67,21 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # made handed to the steps instead of read again; no savepoint around the
 # in-process payment session (refusals raised after the block): 24 -> 17.
 # Then (sixth round) every statement of both paths cached or hand-written
-# (ticketing.rows), and the writes nobody answers deferred to travel with the
-# transaction's next statement (ticketing.rows.deferred): from here on a pin
-# counts round trips, as Django logs the statement they travel with. The
-# cart's read brings the fee rules along; the sale's entries find their
-# accounts in their own INSERT; the sandbox's charge is one locking UPDATE;
-# a payment event's row is inserted with its outcome (no UPDATE after); the
-# funnel's "paid" travels in CompleteCheckout's transaction instead of an
-# autocommit of its own: checkout start 17 -> 10, payment confirmation
-# 45 -> 21, the e-mail 5 -> 3.
-CHECKOUT_START_MAX_QUERIES = 10
-PAYMENT_CONFIRMATION_MAX_QUERIES = 21
+# (ticketing.rows), bound on the server and prepared by psycopg, and the
+# writes nobody answers deferred to travel with the transaction's next
+# statement in one pipeline (ticketing.rows.deferred): Django logs each of
+# them, so the pins count statements, and round trips are pinned apart
+# (tests.round_trips: BEGIN and COMMIT are one each, a pipeline is one). The cart's read brings the fee rules
+# along; the sale's entries find their accounts in their own INSERT; the
+# sandbox's charge is one locking UPDATE; a payment event's row is inserted
+# with its outcome (no UPDATE after); the funnel's "paid" travels in
+# CompleteCheckout's transaction instead of an autocommit of its own:
+# checkout start 17 -> 14 statements in 10 round trips, payment confirmation
+# 45 -> 31 statements in 21 round trips, the e-mail 5 -> 3.
+CHECKOUT_START_MAX_QUERIES = 14
+CHECKOUT_START_MAX_ROUND_TRIPS = 10
+PAYMENT_CONFIRMATION_MAX_QUERIES = 31
+PAYMENT_CONFIRMATION_MAX_ROUND_TRIPS = 21
 # The rest of the worker's work for one order, after it is paid: send the
 # ticket e-mail (its delivery read with its order and event: 6 -> 5; claimed,
 # read with its tickets, signing key and order in one statement, marked sent: 3).
@@ -135,32 +140,44 @@ def warm(ga: Any, broker: list[Message]) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("warm")
-def test_checkout_start_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
+def test_checkout_start_statements(
+    ga: Any, broker: list[Message], django_assert_max_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # when
-    with django_assert_max_num_queries(CHECKOUT_START_MAX_QUERIES) as captured:
+    with (
+        counting_round_trips(monkeypatch) as trips,
+        django_assert_max_num_queries(CHECKOUT_START_MAX_QUERIES) as captured,
+    ):
         started = buy_ga(ga, buyer=1)
 
     # then
     assert started.payment_url
-    print(f"checkout start: {len(captured)} statements")
+    print(f"checkout start: {len(captured)} statements, {trips.count} round trips")
+    assert trips.count <= CHECKOUT_START_MAX_ROUND_TRIPS
     assert broker == []  # nothing left to a worker
 
 
 @pytest.mark.usefixtures("warm")
-def test_payment_confirmation_statements(ga: Any, broker: list[Message], django_assert_max_num_queries: Any) -> None:
+def test_payment_confirmation_statements(
+    ga: Any, broker: list[Message], django_assert_max_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given: a checkout
     started = buy_ga(ga, buyer=1)
 
     # when: the card is paid on the pay page, and the sandbox delivers its
     # webhook right after that commit, which starts and completes CompleteCheckout
-    with django_assert_max_num_queries(PAYMENT_CONFIRMATION_MAX_QUERIES) as captured:
+    with (
+        counting_round_trips(monkeypatch) as trips,
+        django_assert_max_num_queries(PAYMENT_CONFIRMATION_MAX_QUERIES) as captured,
+    ):
         pay(started)
 
     # then: paid, with tickets, and only the e-mail left to a worker
     order = Order.objects.get(code=started.order_code)
     assert order.status == OrderStatus.PAID
     assert order.tickets.count() == 2
-    print(f"payment confirmation: {len(captured)} statements")
+    print(f"payment confirmation: {len(captured)} statements, {trips.count} round trips")
+    assert trips.count <= PAYMENT_CONFIRMATION_MAX_ROUND_TRIPS
     assert [name for name, _, _ in broker] == ["ticketing.tasks.send_email_delivery"]
 
     with django_assert_max_num_queries(AFTER_CONFIRMATION_MAX_QUERIES) as rest:

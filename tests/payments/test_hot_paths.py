@@ -7,7 +7,6 @@ duplicates and a delivery that finds its event applied already."""
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from payments.sandbox.gateway import ChargeOutcome, sandbox_charge
 from payments.services import payment_session_create, webhook_receive
 from tests.concurrency import run_concurrently
 from tests.payments.factories import SANDBOX_SECRET, hmac_header, make_order, sandbox_event
+from tests.round_trips import counting_round_trips
 from ticketing.models import AuditLogEntry
 
 SUCCESS, DECLINED, NO_FUNDS, DELAYED, NO_TEST_CARD = (
@@ -58,23 +58,18 @@ def sandbox_of(session: PaymentSession) -> SandboxSession:
 
 
 def shapes(queries: CaptureQueriesContext) -> list[str]:
-    """'UPDATE payments_sandboxsession', ... for each round trip but
-    transaction control; writes that travelled with a statement
-    (ticketing.rows.deferred) are joined to it with '; '."""
+    """'UPDATE payments_sandboxsession', ... for each statement but
+    transaction control (writes that travel with a statement in one round
+    trip, ticketing.rows.deferred, are logged one by one too)."""
     found = []
     for query in queries.captured_queries:
-        statements = re.split(r";\s+(?=(?:INSERT|UPDATE|SELECT|DELETE)\b)", query["sql"])
-        kinds = []
-        for statement in statements:
-            words = statement.replace('"', "").split()
-            if words[0] in CONTROL:
-                continue
-            table = words[2] if words[0] in ("INSERT", "DELETE") else words[1]
-            if words[0] == "SELECT":
-                table = words[words.index("FROM") + 1]
-            kinds.append(f"{words[0]} {table}")
-        if kinds:
-            found.append("; ".join(kinds))
+        words = query["sql"].replace('"', "").split()
+        if words[0] in CONTROL:
+            continue
+        table = words[2] if words[0] in ("INSERT", "DELETE") else words[1]
+        if words[0] == "SELECT":
+            table = words[words.index("FROM") + 1]
+        found.append(f"{words[0]} {table}")
     return found
 
 
@@ -257,21 +252,33 @@ def receive(body: bytes) -> tuple[WebhookEvent, bool]:
 
 
 def test_a_payment_event_is_one_locking_read_the_change_and_one_insert_of_its_row(
-    sandbox_session: PaymentSession, signal_log: Any, django_capture_on_commit_callbacks: Any
+    sandbox_session: PaymentSession,
+    signal_log: Any,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     body = sandbox_event(sandbox_session)
     ContentType.objects.get_for_models(Payment, PaymentSession)  # cached by every running process
 
-    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        counting_round_trips(monkeypatch) as trips,
+        CaptureQueriesContext(connection) as queries,
+    ):
         event, created = receive(body)
 
     assert created and event.outcome == WebhookOutcome.PROCESSED
-    # Two round trips: the lock, then the row's INSERT with the change's writes before it.
+    # The lock, then the row's INSERT with the change's writes before it.
     assert shapes(queries) == [
         "SELECT payments_paymentsession",
-        "INSERT ticketing_auditlogentry; UPDATE payments_payment; INSERT ticketing_auditlogentry;"
-        " UPDATE payments_paymentsession; INSERT payments_webhookevent",
+        "INSERT ticketing_auditlogentry",
+        "UPDATE payments_payment",
+        "INSERT ticketing_auditlogentry",
+        "UPDATE payments_paymentsession",
+        "INSERT payments_webhookevent",
     ]
+    if connection.vendor == "postgresql":
+        assert trips.count == 4  # BEGIN, the lock, the INSERT with its passengers, COMMIT
     if connection.features.has_select_for_update_of:
         lock = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT"))
         assert lock.endswith("FOR UPDATE OF s, p")

@@ -11,6 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from tests.factories import EventFactory, TicketTypeFactory, issued_order
+from tests.round_trips import counting_round_trips
 from ticketing import rows
 from ticketing.models import AuditLogEntry, Order, OrderLine, OrderStatus, TicketType
 from ticketing.models.funnel import FunnelEvent
@@ -237,12 +238,13 @@ def _reasons() -> list[str]:
     return list(AuditLogEntry.objects.filter(transition="test").order_by("id").values_list("reason", flat=True))
 
 
-def test_deferred_writes_travel_with_the_next_statement_in_order() -> None:
+def test_deferred_writes_travel_with_the_next_statement_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     # given
     event = EventFactory()
+    connection.ensure_connection()
 
     # when
-    with transaction.atomic(), django_queries() as seen, rows.deferred():
+    with counting_round_trips(monkeypatch) as trips, transaction.atomic(), django_queries() as seen, rows.deferred():
         rows.insert_later([_audit("first"), _audit("second")])
         rows.execute_later('UPDATE "ticketing_auditlogentry" SET "reason" = %s WHERE "reason" = %s', ["1st", "first"])
         inserted = rows.insert([_order(event)])  # carries the three before it, and still answers its own
@@ -254,7 +256,10 @@ def test_deferred_writes_travel_with_the_next_statement_in_order() -> None:
     assert Order.objects.filter(pk=inserted[0].pk).exists()
     assert count == 2
     assert _reasons() == ["1st", "second", "third"]
-    assert len(seen) == 3  # the insert with its passengers, the count, the last one alone
+    assert len(seen) == 5  # every statement is logged
+    if connection.vendor == "postgresql":
+        # BEGIN, the insert with its passengers, the count, the last one alone, COMMIT
+        assert trips.count == 5
 
 
 def test_the_rowcount_and_rows_are_the_callers_statements() -> None:

@@ -52,7 +52,7 @@ _SELL_HELD_SQL = 'UPDATE "ticketing_tickettype" SET "held" = "held" - %s, "sold"
 
 
 def _execute(sql: str, params: list[Any]) -> Any:
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
 

@@ -179,7 +179,7 @@ def _claim(*, delivery_id: int, now: datetime, claimant: str, size: int) -> list
     candidates = [*window, *own, delivery_id, pending, *own, *mine]
     params = [*candidates, size, sending, when, claimant, *claimable]
     sql, returned = _claim_sql(by_claimant=bool(claimant), vendor=connection.vendor)
-    with connection.cursor() as cursor:
+    with transaction.get_connection().cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
     claimed = [cast(EmailDelivery, returned.build(row, connection)) for row in found]
