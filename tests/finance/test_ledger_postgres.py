@@ -76,6 +76,36 @@ def test_an_unbalanced_transaction_inserted_with_raw_sql_fails_at_commit() -> No
     assert not JournalTransaction.objects.exists()
 
 
+def test_an_entry_added_after_a_check_is_checked_again() -> None:
+    # given: the balance check made at once, not at commit
+    clearing = Account.objects.create(
+        code="processor_clearing:EUR", kind="processor_clearing", type="asset", normal_balance="debit", currency="EUR"
+    )
+    revenue = Account.objects.create(
+        code="platform_fee_revenue:EUR",
+        kind="platform_fee_revenue",
+        type="revenue",
+        normal_balance="credit",
+        currency="EUR",
+    )
+    now = timezone.now()
+    entry = "INSERT INTO finance_journalentry (transaction_id, account_id, side, amount_cents, currency) VALUES "
+
+    with pytest.raises(DatabaseError, match="does not balance"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS finance_journalentry_balanced IMMEDIATE")
+        cursor.execute(
+            _INSERT_TXN + " VALUES ('raw-2', '', 'adjustment', '', '', '', %s, %s, '', '{}') RETURNING id",
+            [now, now],
+        )
+        txn_id = cursor.fetchone()[0]
+        # when: a balanced pair, checked, then one more entry that unbalances it
+        cursor.execute(entry + "(%s, %s, 'D', 100, 'EUR'), (%s, %s, 'C', 100, 'EUR')", [txn_id, clearing.pk] * 2)
+        cursor.execute(entry + "(%s, %s, 'D', 1, 'EUR')", [txn_id, clearing.pk])
+
+    # then: the last entry was checked with the others, and nothing committed
+    assert not JournalTransaction.objects.exists()
+
+
 def test_a_transaction_without_entries_fails_at_commit() -> None:
     now = timezone.now()
     with pytest.raises(DatabaseError, match="no entries"), transaction.atomic(), connection.cursor() as cursor:
