@@ -99,7 +99,9 @@ def test_an_entry_added_after_a_check_is_checked_again() -> None:
         )
         txn_id = cursor.fetchone()[0]
         # when: a balanced pair, checked, then one more entry that unbalances it
-        cursor.execute(entry + "(%s, %s, 'D', 100, 'EUR'), (%s, %s, 'C', 100, 'EUR')", [txn_id, clearing.pk] * 2)
+        cursor.execute(
+            entry + "(%s, %s, 'D', 100, 'EUR'), (%s, %s, 'C', 100, 'EUR')", [txn_id, clearing.pk, txn_id, revenue.pk]
+        )
         cursor.execute(entry + "(%s, %s, 'D', 1, 'EUR')", [txn_id, clearing.pk])
 
     # then: the last entry was checked with the others, and nothing committed
