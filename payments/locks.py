@@ -79,11 +79,10 @@ def lock_session_with_payment(*, by: str, params: Sequence[Any]) -> PaymentSessi
     _assert_atomic()
     connection = transaction.get_connection()
     sql, session_columns, payment_columns, order_columns = _pair_sql(by, connection.vendor)
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(sql, list(params))
-        row = cursor.fetchone()
-    if row is None:
+    _, found = rows.execute(sql, params)
+    if not found:
         return None
+    row = found[0]
     session = cast(PaymentSession, session_columns.build(row, connection))
     payment = cast(Payment, payment_columns.build(row, connection))
     order = cast(Order, order_columns.build(row, connection))

@@ -1,12 +1,13 @@
 """Count the round trips to the database, not only its statements.
 
-Inside ticketing.rows.deferred(), writes travel with the next statement in a
-psycopg pipeline: Django logs each statement, but the pipeline crosses the
-network once. Every statement Django logs outside a pipeline is a round trip
-of its own (BEGIN and COMMIT are logged too, and each is one), and a pipeline
-is one, however many statements it carries: the deferred writes, and the
-statement they travel with (which Django logs once its execute returns,
-after the pipeline)."""
+Inside a psycopg pipeline (ticketing.rows: deferred writes travelling with
+the next statement, reads sent together, a transaction's BEGIN sent with its
+first statement) Django logs each statement, but the pipeline crosses the
+network once. So: every statement logged outside a pipeline is a round trip
+(COMMIT too), a pipeline is one however many statements it carries (the
+statement that a pipeline was opened for is logged after it closes), and a
+BEGIN is one only if psycopg had to send it alone (Django logs a BEGIN when
+the transaction starts, before psycopg sends anything)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from psycopg import pq
 
 
 class RoundTrips:
@@ -25,14 +27,23 @@ class RoundTrips:
         self._log = log
         self.pipelines = 0
         self.carried = 0  # statements logged that went in a pipeline
+        self.lone_begins = 0
 
     @property
     def statements(self) -> int:
-        return len(self._log.captured_queries)
+        return sum(1 for q in self._log.captured_queries if q["sql"] != "BEGIN")
 
     @property
     def count(self) -> int:
-        return self.statements - self.carried + self.pipelines
+        return self.statements - self.carried + self.pipelines + self.lone_begins
+
+
+def _begin_pending(pg: psycopg.Connection[Any]) -> bool:
+    return (
+        not pg.autocommit
+        and pg.info.transaction_status == pq.TransactionStatus.IDLE
+        and pg.pgconn.pipeline_status == pq.PipelineStatus.OFF
+    )
 
 
 @contextmanager
@@ -58,11 +69,16 @@ def counting_round_trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[RoundTrips
                     state["carrier"] = state["executing"] > 0
 
         def executing(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+            pg = context["connection"].connection
+            begin = state["executing"] == 0 and _begin_pending(pg)
+            pipelines = seen.pipelines
             state["executing"] += 1
             try:
                 return execute(sql, params, many, context)
             finally:
                 state["executing"] -= 1
+                if begin and seen.pipelines == pipelines:
+                    seen.lone_begins += 1
                 if state["carrier"] and state["executing"] == 0:
                     seen.carried += 1
                     state["carrier"] = False

@@ -46,6 +46,14 @@ from typing import Any, TypeAlias, TypeVar, cast
 
 from django.db import models, transaction
 
+try:  # PostgreSQL's driver; absent where only SQLite is used
+    from psycopg import pq
+
+    _PIPELINE_OFF: Any = pq.PipelineStatus.OFF
+    _IDLE: Any = pq.TransactionStatus.IDLE
+except ImportError:  # pragma: no cover
+    _PIPELINE_OFF = _IDLE = None
+
 M = TypeVar("M", bound=models.Model)
 Field: TypeAlias = "models.Field[Any, Any]"
 Converter = Callable[[Any, Any, Any], Any]
@@ -62,6 +70,24 @@ def _fields(model: type[models.Model], names: Sequence[str] | None) -> tuple[Fie
 
 def _quote(name: str | None) -> str:
     return transaction.get_connection().ops.quote_name(str(name))
+
+
+@contextmanager
+def _one_round_trip(connection: Any, *, always: bool = False) -> Iterator[None]:
+    """The statements executed inside go to PostgreSQL in one round trip (a
+    psycopg pipeline; their results are read when the block ends). Without
+    `always`, only when that saves one: the transaction's BEGIN, which psycopg
+    would otherwise send alone before the first statement, then goes with
+    them. A pipeline inside another adds nothing."""
+    pg = connection.connection if connection.vendor == "postgresql" else None
+    if pg is None or pg.pgconn.pipeline_status != _PIPELINE_OFF:
+        yield
+        return
+    if not always and (pg.autocommit or pg.info.transaction_status != _IDLE):
+        yield
+        return
+    with connection.wrap_database_errors, pg.pipeline():
+        yield
 
 
 # --- INSERT --------------------------------------------------------------------------
@@ -101,8 +127,9 @@ def insert(objs: Sequence[M], *, fields: Sequence[str] | None = None) -> list[M]
     model = type(objs[0])
     connection = transaction.get_connection()
     sql, columns = _insert_sql(model, tuple(fields) if fields is not None else None, len(objs), None, connection.vendor)
-    with transaction.get_connection().cursor() as db:
-        db.execute(sql, _insert_params(objs, columns, connection))
+    with connection.cursor() as db:
+        with _one_round_trip(connection):
+            db.execute(sql, _insert_params(objs, columns, connection))
         ids = db.fetchall()
     for obj, (pk,) in zip(objs, ids, strict=True):
         obj.pk = pk
@@ -146,8 +173,9 @@ def insert_unless_exists(
     sql, columns = _insert_sql(
         type(obj), tuple(fields) if fields is not None else None, 1, tuple(conflict), connection.vendor
     )
-    with transaction.get_connection().cursor() as db:
-        db.execute(sql, _insert_params([obj], columns, connection))
+    with connection.cursor() as db:
+        with _one_round_trip(connection):
+            db.execute(sql, _insert_params([obj], columns, connection))
         row = db.fetchone()
     if row is None:
         return None
@@ -177,8 +205,9 @@ def save_fields(obj: models.Model, fields: Sequence[str]) -> int:
     sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
     params.append(obj.pk)
-    with transaction.get_connection().cursor() as db:
-        db.execute(sql, params)
+    with connection.cursor() as db:
+        with _one_round_trip(connection):
+            db.execute(sql, params)
         return int(db.rowcount)
 
 
@@ -283,8 +312,34 @@ def _select_sql(
     return sql, tuple(parts), tuple(name for name, _ in annotations)
 
 
-def select(
-    model: type[M],
+@dataclass(frozen=True)
+class Query:
+    """A SELECT of `select`, ready to run: alone (`select`) or with others in
+    one round trip (`select_together`)."""
+
+    sql: str
+    params: list[Any]
+    parts: tuple[Columns, ...]
+    names: tuple[str, ...]
+
+    def build(self, found: Sequence[Sequence[Any]], connection: Any) -> list[Any]:
+        main, joined = self.parts[0], self.parts[1:]
+        width = self.parts[-1].start + len(self.parts[-1].attnames)
+        objs = []
+        for row in found:
+            obj = main.build(row, connection)
+            for part in joined:
+                assert part.relation is not None
+                other = part.build(row, connection) if row[part.start] is not None else None
+                part.relation.set_cached_value(obj, other)  # type: ignore[attr-defined]
+            for index, name in enumerate(self.names):
+                setattr(obj, name, row[width + index])
+            objs.append(obj)
+        return objs
+
+
+def query(
+    model: type[models.Model],
     where: str,
     params: Iterable[Any] = (),
     *,
@@ -295,9 +350,9 @@ def select(
     no_key: bool = False,
     lock_related: bool = False,
     lock_of: Sequence[str] = (),
-) -> list[M]:
+) -> Query:
     """The rows of `model` matching `where`, as model instances with `fields`
-    loaded (default: all; the others are deferred).
+    loaded (default: all; the others are deferred), once run.
 
     `where` is SQL, values as %s parameters; it may end with ORDER BY or
     LIMIT. The table is named by its db_table ("ticketing_order"."code"),
@@ -329,22 +384,46 @@ def select(
         lock_clause,
         connection.vendor,
     )
-    with transaction.get_connection().cursor() as db:
-        db.execute(sql, list(params))
-        found = db.fetchall()
-    main, joined = parts[0], parts[1:]
-    width = parts[-1].start + len(parts[-1].attnames)
-    objs: list[M] = []
-    for row in found:
-        obj = cast(M, main.build(row, connection))
-        for part in joined:
-            assert part.relation is not None
-            other = part.build(row, connection) if row[part.start] is not None else None
-            part.relation.set_cached_value(obj, other)  # type: ignore[attr-defined]
-        for index, name in enumerate(names):
-            setattr(obj, name, row[width + index])
-        objs.append(obj)
-    return objs
+    return Query(sql, list(params), parts, names)
+
+
+def select(model: type[M], where: str, params: Iterable[Any] = (), **options: Any) -> list[M]:
+    """Run `query(model, where, params, **options)`: see there."""
+    return cast(list[M], select_together(query(model, where, params, **options))[0])
+
+
+def select_together(*queries: Query) -> list[list[Any]]:
+    """Run `queries` in order, in one round trip on PostgreSQL (see
+    `execute_together`), and return the instances each found."""
+    connection = transaction.get_connection()
+    found = execute_together(*((q.sql, q.params) for q in queries))
+    return [q.build(rows, connection) for q, (_, rows) in zip(queries, found, strict=True)]
+
+
+Result = tuple[int, list[tuple[Any, ...]]]
+
+
+def execute(sql: str, params: Sequence[Any] = ()) -> Result:
+    """Run one hand-written statement (the transaction's BEGIN, if it is
+    due, goes with it); its row count and the rows it returned."""
+    return execute_together((sql, params))[0]
+
+
+def execute_together(*statements: tuple[str, Sequence[Any]]) -> list[Result]:
+    """Run `statements` in order, in one round trip on PostgreSQL (a
+    pipeline: the database still runs each on its own, with its own
+    snapshot, so a read after a locking read sees what the lock waited for);
+    the row count and rows of each."""
+    connection = transaction.get_connection()
+    cursors = [connection.cursor() for _ in statements]
+    try:
+        with _one_round_trip(connection, always=len(statements) > 1):
+            for db, (sql, params) in zip(cursors, statements, strict=True):
+                db.execute(sql, list(params))
+        return [(int(db.rowcount), db.fetchall() if db.description else []) for db in cursors]
+    finally:
+        for db in cursors:
+            db.close()
 
 
 def select_one(
@@ -440,7 +519,7 @@ def _send(connection: Any, pending: list[tuple[str, list[Any]]], then: Callable[
             for sql, params in statements:
                 db.execute(sql, params)
         return then() if then is not None else None
-    with connection.cursor() as db, connection.wrap_database_errors, connection.connection.pipeline():
+    with connection.cursor() as db, _one_round_trip(connection, always=True):
         for sql, params in statements:
             db.execute(sql, params)
         return then() if then is not None else None

@@ -153,9 +153,7 @@ def _insert_entries_by_code(txn_id: int, entries: Sequence[Posting]) -> bool:
     for e in entries:
         params += (e.account.code, str(e.side), e.amount_cents, e.account.currency)
     params.append(txn_id)
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(_entries_by_code_sql(len(entries)), params)
-        inserted = cursor.rowcount
+    inserted, _ = rows.execute(_entries_by_code_sql(len(entries)), params)
     if inserted not in (0, len(entries)):  # the SQL's all-or-nothing guard
         raise LedgerError("Journal entries were inserted in part.", detail={"transaction": txn_id})
     return inserted == len(entries)

@@ -227,11 +227,10 @@ def _charge_open(*, token: str, card: TestCard, now: datetime) -> SandboxSession
     params: list[Any] = [field.get_db_prep_save(values[field.name], connection) for field in changed]
     expires_at = SandboxSession._meta.get_field("expires_at")
     params += [token, SandboxSessionStatus.OPEN, expires_at.get_db_prep_value(now, connection)]
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    _, found = rows.execute(sql, params)
+    if not found:
         return None
+    row = found[0]
     return cast(SandboxSession, returned.build(row, connection))
 
 

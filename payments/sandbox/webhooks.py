@@ -226,8 +226,7 @@ def _delivery_write(*, webhook_id: int, **values: Any) -> None:
     connection = transaction.get_connection()
     meta = SandboxWebhook._meta
     params: list[Any] = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(_delivery_sql(connection.vendor), [*params, webhook_id])
+    rows.execute(_delivery_sql(connection.vendor), [*params, webhook_id])
 
 
 def sandbox_webhook_deliver(

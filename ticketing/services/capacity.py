@@ -18,7 +18,6 @@ transaction around a reservation short and make no network calls in it.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -51,16 +50,10 @@ _CONVERT_HOLDS_SQL = 'UPDATE "ticketing_capacityhold" SET "status" = %s, "closed
 _SELL_HELD_SQL = 'UPDATE "ticketing_tickettype" SET "held" = "held" - %s, "sold" = "sold" + %s WHERE "id" = %s'
 
 
-def _execute(sql: str, params: list[Any]) -> Any:
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.rowcount, (cursor.fetchall() if cursor.description else [])
-
-
 def _take(*, ticket_type_id: int, quantity: int, counter: str = "held") -> bool:
     """The compare-and-set: True if `quantity` units were added to `counter`
     ("held" for a reservation, "sold" for a late payment's re-take)."""
-    updated, _ = _execute(_TAKE_SQL[counter], [quantity, ticket_type_id, quantity])
+    updated, _ = rows.execute(_TAKE_SQL[counter], [quantity, ticket_type_id, quantity])
     return bool(updated == 1)
 
 
@@ -178,12 +171,15 @@ def capacity_sell_reference(*, reference: str, now: datetime | None = None) -> t
     now = now or timezone.now()
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_update else ""
     with transaction.atomic(savepoint=False), lock_timeout():
-        _, locked = _execute(_LOCK_TYPES_OF_REFERENCE_SQL + lock, [reference])
+        # Under the ticket types' locks no hold of theirs can change (release,
+        # expiry and sale all lock the ticket type first): the holds are read
+        # by the next statement, sent in the same round trip, which the
+        # database runs once the locks are taken, with a snapshot of its own.
+        (_, locked), (_, holds) = rows.execute_together(
+            (_LOCK_TYPES_OF_REFERENCE_SQL + lock, [reference]), (_HOLDS_OF_REFERENCE_SQL, [reference])
+        )
         if not locked:
             return [], []
-        # Under the ticket types' locks no hold of theirs can change (release,
-        # expiry and sale all lock the ticket type first).
-        _, holds = _execute(_HOLDS_OF_REFERENCE_SQL, [reference])
         active = [pk for pk, _, _, status in holds if status == HoldStatus.ACTIVE]
         lapsed = [pk for pk, _, _, status in holds if status not in (HoldStatus.ACTIVE, HoldStatus.CONVERTED)]
         # Both under the locks just taken, so neither can miss: they may

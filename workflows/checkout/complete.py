@@ -60,15 +60,25 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
     8601) and `currency`, if the run was started with them; otherwise the
     payment is read for them."""
     with lock_timeout():
-        order = rows.select_one(
-            Order,
-            '"ticketing_order"."code" = %s',
-            [order_code],
-            annotate={"subscribed": anyone_subscribed("ticketing_order")},
-            lock=True,
+        # The order, locked, and its lines (read once the lock is granted),
+        # in one round trip.
+        found, lines = rows.select_together(
+            rows.query(
+                Order,
+                '"ticketing_order"."code" = %s',
+                [order_code],
+                annotate={"subscribed": anyone_subscribed("ticketing_order")},
+                lock=True,
+            ),
+            rows.query(
+                OrderLine,
+                '"order_id" = (SELECT "id" FROM "ticketing_order" WHERE "code" = %s) ORDER BY "id"',
+                [order_code],
+            ),
         )
-        if order is None:
+        if not found:
             raise Order.DoesNotExist(f"no order {order_code}")
+        order: Order = found[0]
         subscribed = bool(order.subscribed)  # type: ignore[attr-defined]
         if order.status in PAID_STATES:
             return {"status": "already_paid", "order_id": order.pk}
@@ -82,7 +92,6 @@ def complete_order(*, order_code: str, payment_id: int | None, paid: dict[str, s
         late = order.status != OrderStatus.PENDING or (
             order.expires_at is not None and order.expires_at < timezone.now()
         )
-        lines = rows.select(OrderLine, '"order_id" = %s ORDER BY "id"', [order.pk])
         seated = any(line.seat_id for line in lines)
         # Only a late order's holds, or seats, can be gone, and then a
         # savepoint undoes the sale of the rest. An order on time (the rush)
