@@ -127,10 +127,7 @@ def insert(objs: Sequence[M], *, fields: Sequence[str] | None = None) -> list[M]
     model = type(objs[0])
     connection = transaction.get_connection()
     sql, columns = _insert_sql(model, tuple(fields) if fields is not None else None, len(objs), None, connection.vendor)
-    with connection.cursor() as db:
-        with _one_round_trip(connection):
-            db.execute(sql, _insert_params(objs, columns, connection))
-        ids = db.fetchall()
+    _, ids = execute(sql, _insert_params(objs, columns, connection))
     for obj, (pk,) in zip(objs, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -173,12 +170,10 @@ def insert_unless_exists(
     sql, columns = _insert_sql(
         type(obj), tuple(fields) if fields is not None else None, 1, tuple(conflict), connection.vendor
     )
-    with connection.cursor() as db:
-        with _one_round_trip(connection):
-            db.execute(sql, _insert_params([obj], columns, connection))
-        row = db.fetchone()
-    if row is None:
+    _, found = execute(sql, _insert_params([obj], columns, connection))
+    if not found:
         return None
+    row = found[0]
     obj.pk = row[0]
     obj._state.adding = False
     obj._state.db = connection.alias
@@ -205,10 +200,8 @@ def save_fields(obj: models.Model, fields: Sequence[str]) -> int:
     sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
     params.append(obj.pk)
-    with connection.cursor() as db:
-        with _one_round_trip(connection):
-            db.execute(sql, params)
-        return int(db.rowcount)
+    updated, _ = execute(sql, params)
+    return updated
 
 
 def save_fields_later(obj: models.Model, fields: Sequence[str]) -> None:
@@ -426,32 +419,9 @@ def execute_together(*statements: tuple[str, Sequence[Any]]) -> list[Result]:
             db.close()
 
 
-def select_one(
-    model: type[M],
-    where: str,
-    params: Iterable[Any] = (),
-    *,
-    fields: Sequence[str] | None = None,
-    related: Sequence[str] = (),
-    annotate: Mapping[str, str] | None = None,
-    lock: bool = False,
-    no_key: bool = False,
-    lock_related: bool = False,
-    lock_of: Sequence[str] = (),
-) -> M | None:
+def select_one(model: type[M], where: str, params: Iterable[Any] = (), **options: Any) -> M | None:
     """The first row `select` finds, or None."""
-    found = select(
-        model,
-        where,
-        params,
-        fields=fields,
-        related=related,
-        annotate=annotate,
-        lock=lock,
-        no_key=no_key,
-        lock_related=lock_related,
-        lock_of=lock_of,
-    )
+    found = select(model, where, params, **options)
     return found[0] if found else None
 
 
@@ -477,8 +447,7 @@ def execute_later(sql: str, params: Sequence[Any] = ()) -> None:
     of the connection, inside `deferred()`; at once outside one."""
     pending = _pending.get()
     if pending is None:
-        with transaction.get_connection().cursor() as db:
-            db.execute(sql, list(params))
+        execute(sql, params)
     else:
         pending.append((sql, list(params)))
 
