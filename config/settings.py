@@ -180,7 +180,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # is late, never lost. A worker started without -Q consumes both queues.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery", routing_key="celery"), Queue("email", routing_key="email"))
-CELERY_TASK_ROUTES = {"ticketing.tasks.send_email_delivery": {"queue": "email"}}
+CELERY_TASK_ROUTES = {
+    "ticketing.tasks.send_email_delivery": {"queue": "email"},
+    "ticketing.tasks.send_pending_emails": {"queue": "email"},
+}
 # The one beat schedule of the platform. Every entry is idempotent: sweepers
 # re-derive pending work from the tables, so a missed or doubled beat is harmless.
 CELERY_BEAT_SCHEDULE = {
@@ -263,10 +266,16 @@ EMAIL_CLAIM_SECONDS = int(os.environ.get("EMAIL_CLAIM_SECONDS", "120"))
 # A recorded e-mail still unsent after this long has its send queued again
 # (the resend sweeper, every minute); a second send message is harmless.
 EMAIL_RESEND_AFTER_SECONDS = int(os.environ.get("EMAIL_RESEND_AFTER_SECONDS", "120"))
-# At most this many waiting e-mails go out with the one a task is for: claimed
-# and read in a statement each and sent over one SMTP connection. Their own
-# messages, coming later, then find them sent at the cost of one statement.
+# A paid order's e-mail rings a bell (a Redis key) instead of publishing a
+# message of its own: only the ring that sets it publishes a drain
+# (ticketing.tasks.send_pending_emails), which silences it and sends the
+# waiting e-mails in batches of EMAIL_BATCH_SIZE (claimed and read in a
+# statement each, sent over one SMTP connection), at most EMAIL_DRAIN_BATCHES
+# batches per task before it rings again. The bell expires after
+# EMAIL_BELL_SECONDS, in case its drain message is lost.
 EMAIL_BATCH_SIZE = int(os.environ.get("EMAIL_BATCH_SIZE", "20"))
+EMAIL_DRAIN_BATCHES = int(os.environ.get("EMAIL_DRAIN_BATCHES", "50"))
+EMAIL_BELL_SECONDS = int(os.environ.get("EMAIL_BELL_SECONDS", "30"))
 
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

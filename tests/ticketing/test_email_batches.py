@@ -1,358 +1,330 @@
-"""Several e-mails sent by one task: claimed in one statement, read in one,
-sent over one connection, each marked sent as soon as it is sent. A batch
-cut short (a killed worker, a failed send, a slow server) loses nothing and
-sends nothing twice; workers racing over the same deliveries claim each once;
-the message of a delivery that a batch sent costs one statement."""
+"""The drain (email_deliveries_drain): the fresh e-mails sent in batches, each
+claimed in one statement, read in one, sent over one connection, each
+delivery marked sent as soon as it is sent, until a claim comes back short.
+A batch cut short (a killed worker, a failed send, a slow server) loses
+nothing and sends nothing twice; drains racing over the same deliveries
+claim each once, without waiting for each other. A delivery's own message
+(retries, resends) sends that delivery alone."""
 
 from __future__ import annotations
 
 import smtplib
 import threading
 import time
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from tests.concurrency import run_concurrently
-from tests.factories import EventFactory, TicketTypeFactory, issued_order
-from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind, EventSigningKey
+from tests.ticketing.mail_backend import (
+    BACKEND,
+    PENDING,
+    SENDING,
+    SENT,
+    Backend,
+    WorkerKilled,
+    delivery_id,
+    record_deliveries,
+    sent_ids,
+    states,
+)
+from ticketing.models import EmailDelivery, EventSigningKey
 from ticketing.services.emails import (
+    Drained,
     claim_timeout,
+    email_deliveries_drain,
     email_deliveries_due,
-    email_delivery_record,
     email_delivery_send,
 )
-from ticketing.services.signing_keys import signing_key_for_event
-
-BACKEND = f"{__name__}.Backend"
-
-
-class WorkerKilled(BaseException):
-    """Stands for a SIGKILL: no handler of the code under test runs."""
-
-
-class Backend(LocmemBackend):
-    """locmem, counting connections, and failing or pausing where a test says."""
-
-    opened = 0
-    fail_on: dict[int, BaseException] = {}  # set per test
-    fail_open: BaseException | None = None
-    pause_on: int | None = None  # a delivery whose send waits for `resume`
-    paused, resume = threading.Event(), threading.Event()
-
-    def open(self) -> bool:
-        if getattr(self, "_open", False):
-            return False
-        if Backend.fail_open is not None:
-            raise Backend.fail_open
-        self._open = True
-        Backend.opened += 1
-        return True
-
-    def close(self) -> None:
-        self._open = False
-
-    def send_messages(self, messages: Any) -> int:
-        for message in messages:
-            if _delivery_id(message) == Backend.pause_on:
-                Backend.paused.set()
-                Backend.resume.wait(timeout=10)
-            failure = Backend.fail_on.get(_delivery_id(message))
-            if failure is not None:
-                raise failure
-        return super().send_messages(messages)
-
-
-def _delivery_id(message: Any) -> int:
-    return int(message.extra_headers["Message-ID"].split("@")[0].removeprefix("<delivery-"))
 
 
 @pytest.fixture(autouse=True)
 def backend(settings: Any) -> Any:
     settings.EMAIL_BACKEND = BACKEND
     settings.EMAIL_BATCH_SIZE = 20
-    Backend.opened, Backend.fail_on, Backend.fail_open, Backend.pause_on = 0, {}, None, None
-    Backend.paused, Backend.resume = threading.Event(), threading.Event()
+    settings.EMAIL_DRAIN_BATCHES = 50
+    Backend.reset()
     yield Backend
-    Backend.fail_on, Backend.fail_open, Backend.pause_on = {}, None, None
-    Backend.resume.set()
+    Backend.reset()
 
 
-def _deliveries(organization: Any, count: int, *, key: bool = True) -> list[EmailDelivery]:
-    """`count` ticket e-mails recorded (one order of one or two tickets each),
-    oldest first; the event has its signing key (`key`), as in a rush."""
-    ga = TicketTypeFactory(event=EventFactory(organization=organization))
-    if key:
-        signing_key_for_event(event=ga.event)
-    orders = [issued_order(ga.event, [(ga, None)] * (1 + n % 2)) for n in range(count)]
-    with transaction.atomic():
-        return [
-            email_delivery_record(order=order, kind=EmailKind.TICKETS, dedup_key=f"tickets:{order.code}")
-            for order in orders
-        ]
-
-
-def _states(deliveries: list[EmailDelivery]) -> list[tuple[str, int]]:
-    """(status, attempts) of each delivery."""
-    rows = {
-        pk: (status, attempts) for pk, status, attempts in EmailDelivery.objects.values_list("id", "status", "attempts")
-    }
-    return [rows[d.pk] for d in deliveries]
-
-
-def _sent_ids() -> Counter[int]:
-    return Counter(_delivery_id(message) for message in mail.outbox)
-
-
-SENT, PENDING, SENDING = DeliveryStatus.SENT, DeliveryStatus.PENDING, DeliveryStatus.SENDING
-
-
-# --- a batch -----------------------------------------------------------------------
+# --- batches -------------------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_one_task_sends_the_waiting_emails_over_one_connection(organization, django_assert_num_queries):
-    deliveries = _deliveries(organization, 4)
+def test_a_drain_sends_the_waiting_emails_over_one_connection(organization, django_assert_num_queries):
+    deliveries = record_deliveries(organization, 4)
 
-    # when: the first delivery's message: claim, read, and each marked sent
+    # when: a claim (it comes back short: nothing else is waiting), the
+    # read, and each marked sent
     with django_assert_num_queries(2 + 4):
-        assert email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0") is True
+        assert email_deliveries_drain(claimant="task-0") == Drained(sent=4)
 
     # then
-    assert [_delivery_id(m) for m in mail.outbox] == [d.pk for d in deliveries]
+    assert [delivery_id(m) for m in mail.outbox] == [d.pk for d in deliveries]
     assert Backend.opened == 1
-    assert _states(deliveries) == [(SENT, 1)] * 4
-    claimed_by = set(EmailDelivery.objects.values_list("claimed_by", flat=True))
-    assert claimed_by == {"task-0"}
+    assert states(deliveries) == [(SENT, 1)] * 4
+    assert set(EmailDelivery.objects.values_list("claimed_by", flat=True)) == {"task-0"}
 
-    # and the other deliveries' own messages find them sent, one statement each
-    for delivery in deliveries[1:]:
-        with django_assert_num_queries(1):
-            assert email_delivery_send(delivery_id=delivery.pk, claimant=f"task-{delivery.pk}") is False
+    # and the next drain finds nothing, in one statement
+    with django_assert_num_queries(1):
+        assert email_deliveries_drain(claimant="task-1") == Drained(sent=0)
     assert len(mail.outbox) == 4
-    assert _states(deliveries) == [(SENT, 1)] * 4
 
 
 @pytest.mark.django_db
-def test_a_batch_makes_its_events_first_signing_key_once(organization, django_assert_num_queries):
-    deliveries = _deliveries(organization, 3, key=False)
+def test_a_drain_makes_its_events_first_signing_key_once(organization, django_assert_num_queries):
+    deliveries = record_deliveries(organization, 3, key=False)
 
     # when: claim, read, the key looked for and made (select, savepoint,
     # insert, release), three marked sent
     with django_assert_num_queries(2 + 4 + 3):
-        assert email_delivery_send(delivery_id=deliveries[0].pk) is True
+        assert email_deliveries_drain().sent == 3
 
     # then: every code signed with that one key
     event = deliveries[0].order.event
     assert EventSigningKey.objects.filter(event=event).count() == 1
-    assert _states(deliveries) == [(SENT, 1)] * 3
+    assert states(deliveries) == [(SENT, 1)] * 3
 
 
 @pytest.mark.django_db
-def test_a_batch_is_at_most_the_batch_size(organization, settings):
-    settings.EMAIL_BATCH_SIZE = 3
-    deliveries = _deliveries(organization, 5)
+def test_a_drain_goes_batch_by_batch_oldest_first_until_a_claim_comes_back_short(
+    organization, django_assert_num_queries
+):
+    deliveries = record_deliveries(organization, 7)
 
-    assert email_delivery_send(delivery_id=deliveries[0].pk) is True
+    # when: batches of 3: 3, 3, then 1 (short: the drain ends)
+    with django_assert_num_queries(3 * 2 + 7):
+        assert email_deliveries_drain(batch=3) == Drained(sent=7)
 
-    assert _states(deliveries) == [(SENT, 1)] * 3 + [(PENDING, 0)] * 2
-    assert email_delivery_send(delivery_id=deliveries[3].pk) is True
-    assert _states(deliveries) == [(SENT, 1)] * 5
+    # then: oldest first, one connection per batch
+    assert [delivery_id(m) for m in mail.outbox] == [d.pk for d in deliveries]
+    assert Backend.opened == 3
+    assert states(deliveries) == [(SENT, 1)] * 7
 
 
 @pytest.mark.django_db
-def test_a_batch_takes_only_fresh_deliveries_after_its_own(organization):
-    # given: one before the task's own, one already tried (waiting for its
-    # backoff), one being sent by another task, one fresh
-    before, own, tried, elsewhere, fresh = _deliveries(organization, 5)
+def test_a_full_last_batch_needs_one_more_claim_to_know_it_was_the_last(organization, django_assert_num_queries):
+    record_deliveries(organization, 6)
+
+    with django_assert_num_queries(2 * 2 + 6 + 1):
+        assert email_deliveries_drain(batch=3) == Drained(sent=6)
+
+
+@pytest.mark.django_db
+def test_a_drain_stops_after_its_batches_and_says_there_may_be_more(organization):
+    deliveries = record_deliveries(organization, 5)
+
+    # when: at most two batches of two
+    assert email_deliveries_drain(batch=2, batches=2) == Drained(sent=4, more=True)
+
+    # then: the oldest four went; the fifth waits for the next drain
+    assert states(deliveries) == [(SENT, 1)] * 4 + [(PENDING, 0)]
+    assert email_deliveries_drain(batch=2, batches=2) == Drained(sent=1)
+    assert sent_ids() == {d.pk: 1 for d in deliveries}
+
+
+@pytest.mark.django_db
+def test_a_drain_takes_only_fresh_deliveries(organization):
+    # given: one already tried (waiting for its backoff), one being sent by
+    # another task, one sent, two fresh
+    fresh, tried, elsewhere, sent, later = record_deliveries(organization, 5)
     EmailDelivery.objects.filter(pk=tried.pk).update(attempts=1, last_error="SMTP 451")
     EmailDelivery.objects.filter(pk=elsewhere.pk).update(
         status=SENDING, attempts=1, claimed_at=timezone.now(), claimed_by="task-9"
     )
+    EmailDelivery.objects.filter(pk=sent.pk).update(status=SENT, attempts=1, sent_at=timezone.now())
 
     # when
-    assert email_delivery_send(delivery_id=own.pk, claimant="task-1") is True
+    assert email_deliveries_drain(claimant="task-1") == Drained(sent=2)
 
-    # then: its own and the fresh one, nothing else
-    assert _sent_ids() == {own.pk: 1, fresh.pk: 1}
-    assert _states([before, own, tried, elsewhere, fresh]) == [
-        (PENDING, 0),
+    # then: the fresh ones, nothing else
+    assert sent_ids() == {fresh.pk: 1, later.pk: 1}
+    assert states([fresh, tried, elsewhere, sent, later]) == [
         (SENT, 1),
         (PENDING, 1),
         (SENDING, 1),
         (SENT, 1),
+        (SENT, 1),
     ]
 
 
+# --- a delivery's own message ----------------------------------------------------------
+
+
 @pytest.mark.django_db
-def test_a_message_whose_delivery_is_gone_or_sent_takes_no_batch(organization):
-    gone, sent, *waiting = _deliveries(organization, 4)
+def test_a_deliverys_own_message_sends_it_alone(organization, django_assert_num_queries):
+    first, second, third = record_deliveries(organization, 3)
+    EmailDelivery.objects.filter(pk=second.pk).update(attempts=1, last_error="SMTP 451")  # a retry
+
+    # when: its retry's message: claim, read, marked sent
+    with django_assert_num_queries(3):
+        assert email_delivery_send(delivery_id=second.pk, claimant="task-1") is True
+
+    # then: the fresh ones around it are left to the drain
+    assert sent_ids() == {second.pk: 1}
+    assert states([first, second, third]) == [(PENDING, 0), (SENT, 2), (PENDING, 0)]
+
+
+@pytest.mark.django_db
+def test_a_message_whose_delivery_is_gone_or_sent_costs_one_statement(organization, django_assert_num_queries):
+    gone, sent = record_deliveries(organization, 2)
     EmailDelivery.objects.filter(pk=gone.pk).delete()
     EmailDelivery.objects.filter(pk=sent.pk).update(status=SENT, attempts=1, sent_at=timezone.now())
 
-    assert email_delivery_send(delivery_id=gone.pk, claimant="task-1") is False
-    assert email_delivery_send(delivery_id=sent.pk, claimant="task-2") is False
+    with django_assert_num_queries(1):
+        assert email_delivery_send(delivery_id=gone.pk, claimant="task-1") is False
+    with django_assert_num_queries(1):
+        assert email_delivery_send(delivery_id=sent.pk, claimant="task-2") is False
 
     assert mail.outbox == []
-    assert _states(waiting) == [(PENDING, 0)] * 2
 
 
-# --- a batch cut short -------------------------------------------------------------
+# --- a batch cut short -----------------------------------------------------------------
 
 
 @pytest.mark.django_db
-def test_a_worker_killed_mid_batch_loses_nothing_and_sends_nothing_twice(organization):
-    deliveries = _deliveries(organization, 5)
+def test_a_drain_killed_mid_batch_is_taken_back_at_once_by_its_message_delivered_again(organization):
+    deliveries = record_deliveries(organization, 5)
     # given: the worker dies while sending the third e-mail
     Backend.fail_on = {deliveries[2].pk: WorkerKilled()}
     with pytest.raises(WorkerKilled):
-        email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0")
+        email_deliveries_drain(claimant="task-0")
     Backend.fail_on = {}
-    assert _sent_ids() == {deliveries[0].pk: 1, deliveries[1].pk: 1}
-    assert _states(deliveries) == [(SENT, 1)] * 2 + [(SENDING, 1)] * 3
+    assert sent_ids() == {deliveries[0].pk: 1, deliveries[1].pk: 1}
+    assert states(deliveries) == [(SENT, 1)] * 2 + [(SENDING, 1)] * 3
 
-    # when: the other deliveries' own messages come before the claims expire
-    for delivery in deliveries[2:]:
-        assert email_delivery_send(delivery_id=delivery.pk, claimant=f"task-{delivery.pk}") is False
+    # when: another drain comes first (a ring after the kill)
+    assert email_deliveries_drain(claimant="task-1") == Drained(sent=0)
     assert len(mail.outbox) == 2  # they wait: another worker may still be sending them
 
-    # when: the killed task's message is delivered again (acks_late): it
-    # takes its whole batch back at once
-    assert email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0") is False  # its own was sent
+    # when: the killed drain's message is delivered again (acks_late): its
+    # first claim takes its batch back at once
+    assert email_deliveries_drain(claimant="task-0") == Drained(sent=3)
 
     # then: each e-mail sent once
-    assert _sent_ids() == {d.pk: 1 for d in deliveries}
-    assert _states(deliveries) == [(SENT, 1)] * 2 + [(SENT, 2)] * 3
+    assert sent_ids() == {d.pk: 1 for d in deliveries}
+    assert states(deliveries) == [(SENT, 1)] * 2 + [(SENT, 2)] * 3
 
 
 @pytest.mark.django_db
-def test_a_killed_batch_whose_message_is_not_redelivered_goes_out_after_the_claim_expires(organization):
-    deliveries = _deliveries(organization, 4)
+def test_a_killed_drain_whose_message_is_not_redelivered_is_sent_by_the_sweeper_after_the_claims_expire(
+    organization,
+):
+    deliveries = record_deliveries(organization, 4)
     Backend.fail_on = {deliveries[1].pk: WorkerKilled()}
     with pytest.raises(WorkerKilled):
-        email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0")
+        email_deliveries_drain(claimant="task-0")
     Backend.fail_on = {}
     assert email_deliveries_due(older_than=timedelta(0)) == []  # claimed, not yet abandoned
 
-    # when: the claims expire, the resend sweeper queues the abandoned ones
-    # and their messages send them, each its own (a new claimant)
+    # when: the claims expire; the resend sweeper queues the abandoned ones,
+    # and their own messages send them (new claimants); drains leave them
     later = timezone.now() + claim_timeout() + timedelta(seconds=1)
     due = [d.pk for d in deliveries[1:]]
     EmailDelivery.objects.filter(pk__in=due).update(claimed_at=timezone.now() - claim_timeout() - timedelta(seconds=1))
+    assert email_deliveries_drain(claimant="task-1") == Drained(sent=0)
     assert email_deliveries_due(older_than=timedelta(0)) == due
-    for delivery_id in due:
-        email_delivery_send(delivery_id=delivery_id, claimant=f"sweep-{delivery_id}", now=later)
+    for pk in due:
+        assert email_delivery_send(delivery_id=pk, claimant=f"sweep-{pk}", now=later) is True
 
     # then
-    assert _sent_ids() == {d.pk: 1 for d in deliveries}
-    assert _states(deliveries) == [(SENT, 1)] + [(SENT, 2)] * 3
+    assert sent_ids() == {d.pk: 1 for d in deliveries}
+    assert states(deliveries) == [(SENT, 1)] + [(SENT, 2)] * 3
 
 
 @pytest.mark.django_db
-def test_a_failed_send_hands_back_it_and_the_rest_untried(organization):
-    deliveries = _deliveries(organization, 4)
+def test_a_failed_send_stops_the_drain_and_hands_back_it_and_the_rest_untried(organization):
+    deliveries = record_deliveries(organization, 4)
     Backend.fail_on = {deliveries[1].pk: smtplib.SMTPRecipientsRefused({"jane@example.com": (550, b"no")})}
 
-    # when: the second of the batch fails; the task's own went out
-    assert email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0") is True
+    # when: the second fails
+    assert email_deliveries_drain(claimant="task-0") == Drained(sent=1, failed=(deliveries[1].pk,), more=True)
 
-    # then: the failed one waits for its own message's retry with its error,
-    # the untried ones as they were
-    assert _sent_ids() == {deliveries[0].pk: 1}
-    assert _states(deliveries) == [(SENT, 1), (PENDING, 1), (PENDING, 0), (PENDING, 0)]
+    # then: the failed one waits for its own message's retry with its error
+    # (no longer fresh: no drain takes it), the untried ones as they were
+    assert sent_ids() == {deliveries[0].pk: 1}
+    assert states(deliveries) == [(SENT, 1), (PENDING, 1), (PENDING, 0), (PENDING, 0)]
     failed = EmailDelivery.objects.get(pk=deliveries[1].pk)
     assert "550" in failed.last_error and failed.claimed_at is None
 
-    # and their own messages send them, each once
+    # and the next drain sends the rest, the retry its own
     Backend.fail_on = {}
-    assert email_delivery_send(delivery_id=deliveries[1].pk, claimant="task-1") is True
-    assert _sent_ids() == {d.pk: 1 for d in deliveries}
-    assert _states(deliveries) == [(SENT, 1), (SENT, 2), (SENT, 1), (SENT, 1)]
+    assert email_deliveries_drain(claimant="task-1") == Drained(sent=2)
+    assert email_delivery_send(delivery_id=deliveries[1].pk, claimant="task-2") is True
+    assert sent_ids() == {d.pk: 1 for d in deliveries}
+    assert states(deliveries) == [(SENT, 1), (SENT, 2), (SENT, 1), (SENT, 1)]
 
 
 @pytest.mark.django_db
-def test_a_failure_of_the_tasks_own_delivery_raises_for_its_retry(organization):
-    deliveries = _deliveries(organization, 3)
-    Backend.fail_on = {deliveries[0].pk: smtplib.SMTPServerDisconnected("gone")}
+def test_a_failure_of_a_deliverys_own_message_raises_for_its_retry(organization):
+    (delivery,) = record_deliveries(organization, 1)
+    Backend.fail_on = {delivery.pk: smtplib.SMTPServerDisconnected("gone")}
 
     with pytest.raises(smtplib.SMTPServerDisconnected):
-        email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0")
+        email_delivery_send(delivery_id=delivery.pk, claimant="task-0")
 
     assert mail.outbox == []
-    assert _states(deliveries) == [(PENDING, 1), (PENDING, 0), (PENDING, 0)]
-    assert EmailDelivery.objects.get(pk=deliveries[0].pk).last_error == "gone"
+    assert states([delivery]) == [(PENDING, 1)]
+    assert EmailDelivery.objects.get(pk=delivery.pk).last_error == "gone"
 
 
 @pytest.mark.django_db
 def test_a_server_that_cannot_be_reached_hands_the_batch_back(organization):
-    deliveries = _deliveries(organization, 3)
+    deliveries = record_deliveries(organization, 3)
     Backend.fail_open = ConnectionRefusedError("connection refused")
 
-    with pytest.raises(ConnectionRefusedError):
-        email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0")
+    assert email_deliveries_drain(claimant="task-0") == Drained(sent=0, failed=(deliveries[0].pk,), more=True)
 
-    assert _states(deliveries) == [(PENDING, 1), (PENDING, 0), (PENDING, 0)]
+    assert states(deliveries) == [(PENDING, 1), (PENDING, 0), (PENDING, 0)]
 
 
 @pytest.mark.django_db
 def test_no_send_starts_after_half_the_claim_time(organization):
-    # given: a batch claimed more than half a claim time ago (a slow server)
-    deliveries = _deliveries(organization, 3)
+    # given: batches claimed more than half a claim time ago (a slow server)
+    deliveries = record_deliveries(organization, 3)
     claimed = timezone.now() - claim_timeout() / 2 - timedelta(seconds=1)
 
     # when
-    assert email_delivery_send(delivery_id=deliveries[0].pk, claimant="task-0", now=claimed) is True
+    assert email_deliveries_drain(claimant="task-0", now=claimed) == Drained(sent=3)
 
-    # then: its own went out, the rest are handed back untried
-    assert _sent_ids() == {deliveries[0].pk: 1}
-    assert _states(deliveries) == [(SENT, 1), (PENDING, 0), (PENDING, 0)]
-    assert not EmailDelivery.objects.filter(pk__in=[d.pk for d in deliveries[1:]], claimed_at__isnull=False).exists()
+    # then: each batch sent its first and handed the rest back untried, to
+    # be claimed again by the next: every e-mail once, each one attempt
+    assert [delivery_id(m) for m in mail.outbox] == [d.pk for d in deliveries]
+    assert Backend.opened == 3
+    assert states(deliveries) == [(SENT, 1)] * 3
 
 
-# --- workers racing ------------------------------------------------------------------
+# --- drains racing -----------------------------------------------------------------------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_workers_racing_over_the_same_deliveries_send_each_once(require_postgres, organization):
-    deliveries = _deliveries(organization, 12)
+def test_drains_racing_over_the_same_deliveries_send_each_once(require_postgres, organization):
+    deliveries = record_deliveries(organization, 30)
     ids = [d.pk for d in deliveries]
 
-    # when: six workers get messages of overlapping batches at once, two of
-    # them for the same delivery
-    starts = [ids[0], ids[0], ids[1], ids[3], ids[6], ids[7]]
+    # when: four drains at once (and a delivery's own message for one of them)
     results = run_concurrently(
-        [
-            lambda own=own, n=n: email_delivery_send(delivery_id=own, claimant=f"task-{n}", batch=6)
-            for n, own in enumerate(starts)
-        ]
+        [lambda n=n: email_deliveries_drain(claimant=f"task-{n}", batch=3) for n in range(4)]
+        + [lambda: email_delivery_send(delivery_id=ids[4], claimant="own")]
     )
 
-    # then: nobody failed, and no e-mail went out twice
-    assert [exc for _, exc in results] == [None] * len(starts)
-    assert [sent for sent, _ in results].count(True) <= len(set(starts))
-    assert set(_sent_ids().values()) == {1}
-    sent = set(EmailDelivery.objects.filter(status=SENT).values_list("id", flat=True))
-    assert sent == set(_sent_ids())
-    assert set(EmailDelivery.objects.filter(status=SENT).values_list("attempts", flat=True)) == {1}
-    # and what no batch reached is still waiting, untouched, for its own message
-    assert set(EmailDelivery.objects.exclude(pk__in=sent).values_list("status", "attempts")) <= {(PENDING, 0)}
-    for delivery_id in ids:
-        email_delivery_send(delivery_id=delivery_id, claimant="late")
-    assert _sent_ids() == dict.fromkeys(ids, 1)
+    # then: nobody failed, and every e-mail went out once
+    assert [exc for _, exc in results] == [None] * 5
+    assert sum(drained.sent for drained, _ in results[:4]) + int(results[4][0]) == 30
+    assert sent_ids() == dict.fromkeys(ids, 1)
     assert set(EmailDelivery.objects.values_list("status", "attempts")) == {(SENT, 1)}
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_claim_that_waited_for_another_batch_skips_what_that_batch_took(require_postgres, organization):
-    # given: worker A has claimed a batch and holds its rows (its claim not
-    # yet committed: held open here, so that B's claim must wait for it)
-    deliveries = _deliveries(organization, 5)
+def test_a_drain_skips_the_rows_another_drain_holds_without_waiting(require_postgres, organization):
+    # given: drain A has claimed a batch and holds its rows (its claim not
+    # yet committed: held open here, as a slow statement would)
+    deliveries = record_deliveries(organization, 6)
     ids = [d.pk for d in deliveries]
     Backend.pause_on = ids[0]
     results: dict[str, Any] = {}
@@ -365,33 +337,70 @@ def test_a_claim_that_waited_for_another_batch_skips_what_that_batch_took(requir
         finally:
             connections.close_all()
 
-    def worker_a() -> bool:
+    def drain_a() -> Drained:
         with transaction.atomic():
-            return email_delivery_send(delivery_id=ids[0], claimant="task-a", batch=4)
+            return email_deliveries_drain(claimant="task-a", batch=4, batches=1)
 
-    a = threading.Thread(target=run, args=("a", worker_a))
+    a = threading.Thread(target=run, args=("a", drain_a))
+    a.start()
+    try:
+        assert Backend.paused.wait(timeout=10)
+
+        # when: drain B runs meanwhile
+        b = threading.Thread(target=run, args=("b", lambda: email_deliveries_drain(claimant="task-b", batch=4)))
+        b.start()
+        b.join(timeout=10)
+
+        # then: B did not wait for A: it took the rows after A's and finished
+        assert not b.is_alive(), "drain B waited for drain A's rows"
+        assert results["b"] == Drained(sent=2)
+    finally:
+        Backend.resume.set()
+        a.join(timeout=20)
+    assert results["a"] == Drained(sent=4, more=True)  # one batch, full: there may be more
+    claimed_by = dict(EmailDelivery.objects.values_list("id", "claimed_by"))
+    assert [claimed_by[pk] for pk in ids] == ["task-a"] * 4 + ["task-b"] * 2
+    assert sent_ids() == dict.fromkeys(ids, 1)
+    assert set(EmailDelivery.objects.values_list("status", "attempts")) == {(SENT, 1)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deliverys_own_message_waits_for_a_drains_claim_and_then_finds_it_taken(require_postgres, organization):
+    # given: a drain holds the row of a delivery (its claim not yet committed)
+    deliveries = record_deliveries(organization, 2)
+    ids = [d.pk for d in deliveries]
+    Backend.pause_on = ids[0]
+    results: dict[str, Any] = {}
+
+    def run(name: str, fn: Any) -> None:
+        try:
+            results[name] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    def drain() -> Drained:
+        with transaction.atomic():
+            return email_deliveries_drain(claimant="task-a")
+
+    a = threading.Thread(target=run, args=("a", drain))
     a.start()
     assert Backend.paused.wait(timeout=10)
 
-    # when: worker B's message for the second delivery claims while A holds
-    # the rows: B saw them pending, waits for A, then finds them taken
-    b = threading.Thread(
-        target=run, args=("b", lambda: email_delivery_send(delivery_id=ids[1], claimant="task-b", batch=4))
-    )
+    # when: the second delivery's own message (the outbox's) claims it
+    b = threading.Thread(target=run, args=("b", lambda: email_delivery_send(delivery_id=ids[1], claimant="task-b")))
     b.start()
     try:
-        _wait_until_blocked(statement_start='WITH "batch"')
+        _wait_until_blocked(statement_start="UPDATE")
     finally:
         Backend.resume.set()
         a.join(timeout=20)
         b.join(timeout=20)
 
-    # then: A sent its four; B found its own sent and took only what A did not
-    assert results == {"a": True, "b": False}
-    assert _sent_ids() == dict.fromkeys(ids, 1)
-    claimed_by = dict(EmailDelivery.objects.values_list("id", "claimed_by"))
-    assert [claimed_by[pk] for pk in ids] == ["task-a"] * 4 + ["task-b"]
-    assert set(EmailDelivery.objects.values_list("status", "attempts")) == {(SENT, 1)}
+    # then: it waited for the drain's claim and found the row taken
+    assert results == {"a": Drained(sent=2), "b": False}
+    assert sent_ids() == dict.fromkeys(ids, 1)
 
 
 def _wait_until_blocked(*, statement_start: str, timeout: float = 5) -> None:

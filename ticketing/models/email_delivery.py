@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from ticketing.tenancy import TenantQuerySet
 
@@ -50,7 +51,13 @@ class EmailDelivery(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["status", "created_at"])]
+        indexes = [
+            models.Index(fields=["status", "created_at"]),
+            # The drain's claim walks the pending deliveries in id order
+            # (ticketing.services.emails): this index holds only them, so
+            # the walk never steps over the sent ones, however many.
+            models.Index(fields=["id"], condition=Q(status="pending"), name="ticketing_email_pending_idx"),
+        ]
         verbose_name_plural = "e-mail deliveries"
 
     def __str__(self) -> str:

@@ -1,18 +1,29 @@
 """E-mail deliveries: recorded in the transaction that causes them, sent after.
 
 `email_delivery_record` writes the row (deduplicated by key) inside the
-caller's transaction; the caller queues the send through the outbox, so a
-crash cannot lose it. `email_delivery_send` claims the row with a
-compare-and-set (pending -> sending) so two workers never both send it,
-renders the message at send time (QR codes included), sends, and marks it
-sent. With it go the fresh deliveries just after it (a batch: one claim, one
-read, one SMTP connection), each still claimed, sent and marked on its own.
+caller's transaction; after the commit the caller rings the e-mail bell
+(ticketing.services.email_bell), so a crash cannot lose it (the row is the
+outbox; the resend sweeper finds what no message announced).
+
+Two ways out, each claiming with a compare-and-set (pending -> sending) so
+that no two workers send one delivery, rendering at send time (QR codes
+included), sending, and marking each delivery sent as soon as it is sent:
+
+- `email_deliveries_drain` (the bell's task): the fresh deliveries (pending,
+  never tried), oldest first, in batches (one claim, one read and one SMTP
+  connection per batch) until a claim finds none;
+- `email_delivery_send` (a delivery's own message): one delivery, whatever
+  its attempts: the retries with their backoff, the resend sweeper's, the
+  outbox's.
+
 A claim left behind by a killed worker is taken over after
-settings.EMAIL_CLAIM_SECONDS (its own task may take it back at once)."""
+settings.EMAIL_CLAIM_SECONDS, or at once by its own message delivered again
+(`claimant`, the Celery task id)."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
 from functools import cache
@@ -30,6 +41,7 @@ from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind, EventSign
 from ticketing.qr import qr_png
 from ticketing.rows import insert_unless_exists
 from ticketing.selectors import email_rows
+from ticketing.services.email_bell import email_bell_silence
 from ticketing.services.signing_keys import signing_key_for_event
 from ticketing.ticket_codes import ticket_code_sign
 
@@ -90,96 +102,107 @@ _RECORD_FIELDS = (
 )
 
 
-@cache
-def _claim_sql(*, by_claimant: bool, vendor: str) -> tuple[str, rows.Columns]:
-    """The claim of a batch, in one statement: the delivery asked for if it
-    is claimable (pending, abandoned, or left by this claimant), and then
-    the next ones by id (at most `size` in all, within a window of ids) that
-    are fresh (pending and never tried: a retry keeps to its own message and
-    its backoff) or that this claimant left (a batch whose worker died).
-    Nothing when the delivery asked for is not claimable (a batch sent it):
-    its message then costs this one statement, and the next message whose
-    delivery is still waiting takes the next batch. Looking only just past
-    the delivery keeps the statement a short walk of the primary key,
-    however many rows (and dead versions of rows) the table holds. A row
-    that another worker changed meanwhile is read again and its conditions
-    checked again (PostgreSQL, at the lock and at the UPDATE), so of two
-    workers racing for a row only one claims it; SQLite runs one writer at a
-    time."""
-    q = transaction.get_connection().ops.quote_name
-    table, pk, status, claimed_at, claimed_by, attempts = (
-        q(name) for name in (EmailDelivery._meta.db_table, "id", "status", "claimed_at", "claimed_by", "attempts")
-    )
-
-    def own(alias: str) -> str:
-        cases = [
-            f"{alias}{status} = %s",
-            f"({alias}{status} = %s AND {alias}{claimed_at} < %s)",
-        ]
-        if by_claimant:
-            cases.append(f"({alias}{status} = %s AND {alias}{claimed_by} = %s)")
-        return f"{alias}{pk} = %s AND ({' OR '.join(cases)})"
-
-    fresh = f"({status} = %s AND {attempts} = 0)"
-    mine = f" OR ({status} = %s AND {claimed_by} = %s)" if by_claimant else ""
-    window = f"{pk} >= %s AND {pk} <= %s"
-    claimable = f"{window} AND (({own('')}) OR ({pk} > %s AND ({fresh}{mine})))"
-    # Fresh ones only along with the delivery asked for: the message of one
-    # that a batch sent costs a statement, not a batch of its own.
-    alias = q("own")
-    asked_for = f"EXISTS (SELECT 1 FROM {table} AS {alias} WHERE {own(alias + '.')})"  # noqa: S608
-    candidates = f"{window} AND (({own('')}) OR ({pk} > %s AND (({fresh} AND {asked_for}){mine})))"
-    # Rows locked in id order, so that claims racing over the same rows wait
-    # for each other (a claim commits at once) and never deadlock.
-    features = transaction.get_connection().features
-    lock = ""
-    if features.has_select_for_no_key_update:
-        lock = " FOR NO KEY UPDATE"
-    elif features.has_select_for_update:
-        lock = " FOR UPDATE"
-    returned = rows.columns(EmailDelivery, EmailDelivery._meta.db_table, _CLAIMED_FIELDS)
-    # The batch is chosen once, in a CTE: as a subquery of the UPDATE it could
-    # be scanned again for each row, and a locking scan skips the rows this
-    # statement has just updated, so LIMIT would not hold.
-    batch = q("batch")
-    sql = (
-        f"WITH {batch} AS (SELECT {pk} FROM {table} WHERE {candidates} ORDER BY {pk} LIMIT %s{lock}) "  # noqa: S608
-        f"UPDATE {table} SET {status} = %s, {claimed_at} = %s, {claimed_by} = %s, {attempts} = {attempts} + 1 "
-        f"WHERE {pk} IN (SELECT {pk} FROM {batch}) AND {claimable} RETURNING {returned.sql}"
-    )
-    return sql, returned
-
-
 # What sending reads of a claimed delivery.
 _CLAIMED_FIELDS = ("id", "order", "kind", "to_email", "context", "status", "attempts", "claimed_at", "claimed_by")
 
 
-# How far past the delivery asked for a batch looks, in ids per e-mail of the
-# batch: the deliveries of a rush have nearly consecutive ids, other e-mails
-# and other workers' batches take some.
-_WINDOW_PER_EMAIL = 4
+def _quoted() -> tuple[str, ...]:
+    """The table and the columns the claims use, quoted."""
+    q = transaction.get_connection().ops.quote_name
+    names = (EmailDelivery._meta.db_table, "id", "status", "claimed_at", "claimed_by", "attempts")
+    return tuple(q(name) for name in names)
 
 
-def _claim(*, delivery_id: int, now: datetime, claimant: str, size: int) -> list[EmailDelivery]:
-    """Claim `delivery_id` and up to `size` - 1 of the deliveries after it in
-    one statement; the claimed rows, by id (`delivery_id` first if claimed)."""
+@cache
+def _claim_sql(*, by_claimant: bool, vendor: str) -> tuple[str, rows.Columns]:
+    """The claim of one delivery: if it is pending (whatever its attempts:
+    the retries come this way), abandoned, or left by this claimant. A row
+    another worker changed meanwhile is checked again at the UPDATE
+    (PostgreSQL), so of two workers racing for it only one claims it;
+    SQLite runs one writer at a time."""
+    table, pk, status, claimed_at, claimed_by, attempts = _quoted()
+    cases = [f"{status} = %s", f"({status} = %s AND {claimed_at} < %s)"]
+    if by_claimant:
+        cases.append(f"({status} = %s AND {claimed_by} = %s)")
+    returned = rows.columns(EmailDelivery, EmailDelivery._meta.db_table, _CLAIMED_FIELDS)
+    sql = (
+        f"UPDATE {table} SET {status} = %s, {claimed_at} = %s, {claimed_by} = %s, {attempts} = {attempts} + 1 "  # noqa: S608
+        f"WHERE {pk} = %s AND ({' OR '.join(cases)}) RETURNING {returned.sql}"
+    )
+    return sql, returned
+
+
+def _claim(*, delivery_id: int, now: datetime, claimant: str) -> EmailDelivery | None:
     connection = transaction.get_connection()
     claimed_at = EmailDelivery._meta.get_field("claimed_at")
     when = claimed_at.get_db_prep_value(now, connection)
     abandoned_before = claimed_at.get_db_prep_value(now - claim_timeout(), connection)
     pending, sending = DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value
-    last = delivery_id + (size - 1) * _WINDOW_PER_EMAIL
-    own: list[Any] = [delivery_id, pending, sending, abandoned_before]
-    mine: list[Any] = []
+    params: list[Any] = [sending, when, claimant, delivery_id, pending, sending, abandoned_before]
     if claimant:
-        own += [sending, claimant]
-        mine = [sending, claimant]
-    window = [delivery_id, last]
-    claimable = [*window, *own, delivery_id, pending, *mine]
-    candidates = [*window, *own, delivery_id, pending, *own, *mine]
-    params = [*candidates, size, sending, when, claimant, *claimable]
+        params += [sending, claimant]
     sql, returned = _claim_sql(by_claimant=bool(claimant), vendor=connection.vendor)
-    with transaction.get_connection().cursor() as cursor:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    return None if found is None else cast(EmailDelivery, returned.build(found, connection))
+
+
+# Fresh: pending and never tried. Written into the statement rather than
+# bound: the generic plan of a prepared statement could not use the partial
+# index of pending deliveries for a parameter.
+_FRESH = f"{{status}} = '{DeliveryStatus.PENDING.value}' AND {{attempts}} = 0"
+
+
+@cache
+def _drain_claim_sql(*, take_back: bool, vendor: str) -> tuple[str, rows.Columns]:
+    """The claim of a drain's batch, in one statement: up to `size` fresh
+    deliveries (a retry keeps to its own message and its backoff), oldest
+    first; with `take_back`, also up to `size` that this claimant left
+    claimed (its message delivered again after its worker died). The rows
+    are chosen in CTEs: as a subquery of the UPDATE, a locking scan could
+    run again and skip the rows just updated, so LIMIT would not hold. On
+    PostgreSQL they are locked with SKIP LOCKED: two drains never wait for
+    each other nor claim one row, and a row that a delivery's own claim holds
+    is left to it (which claims it). SQLite runs one writer at a time."""
+    connection = transaction.get_connection()
+    q = connection.ops.quote_name
+    table, pk, status, claimed_at, claimed_by, attempts = _quoted()
+    features = connection.features
+    lock = ""
+    if features.has_select_for_update_skip_locked:
+        # NO KEY: the lock the UPDATE takes anyway (no key column changes).
+        kind = "NO KEY UPDATE" if features.has_select_for_no_key_update else "UPDATE"
+        lock = f" FOR {kind} SKIP LOCKED"
+    fresh = _FRESH.format(status=status, attempts=attempts)
+    ctes = [f"{q('fresh')} AS (SELECT {pk} FROM {table} WHERE {fresh} ORDER BY {pk} LIMIT %s{lock})"]  # noqa: S608
+    chosen = f"SELECT {pk} FROM {q('fresh')}"  # noqa: S608
+    claimable = f"({fresh})"
+    if take_back:
+        mine = f"{status} = %s AND {claimed_by} = %s"
+        ctes.insert(0, f"{q('mine')} AS (SELECT {pk} FROM {table} WHERE {mine} ORDER BY {pk} LIMIT %s{lock})")  # noqa: S608
+        chosen = f"SELECT {pk} FROM {q('mine')} UNION ALL {chosen}"  # noqa: S608
+        claimable = f"({fresh}) OR ({mine})"
+    returned = rows.columns(EmailDelivery, EmailDelivery._meta.db_table, _CLAIMED_FIELDS)
+    sql = (
+        f"WITH {', '.join(ctes)} "  # noqa: S608
+        f"UPDATE {table} SET {status} = %s, {claimed_at} = %s, {claimed_by} = %s, {attempts} = {attempts} + 1 "
+        f"WHERE {pk} IN ({chosen}) AND ({claimable}) RETURNING {returned.sql}"
+    )
+    return sql, returned
+
+
+def _drain_claim(*, now: datetime, claimant: str, size: int, take_back: bool) -> list[EmailDelivery]:
+    """Claim a drain's batch; the claimed rows, by id."""
+    connection = transaction.get_connection()
+    when = EmailDelivery._meta.get_field("claimed_at").get_db_prep_value(now, connection)
+    sending = DeliveryStatus.SENDING.value
+    take_back = take_back and bool(claimant)
+    mine = [sending, claimant] if take_back else []
+    params: list[Any] = [*mine, size] if take_back else []
+    params += [size, sending, when, claimant, *mine]
+    sql, returned = _drain_claim_sql(take_back=take_back, vendor=connection.vendor)
+    with connection.cursor() as cursor:
         cursor.execute(sql, params)
         found = cursor.fetchall()
     claimed = [cast(EmailDelivery, returned.build(row, connection)) for row in found]
@@ -228,41 +251,32 @@ def _message(
     return message
 
 
-def email_delivery_send(
-    *, delivery_id: int, now: datetime | None = None, claimant: str = "", batch: int | None = None
-) -> bool:
-    """Send a delivery, and with it up to `batch` - 1 of those waiting after
-    it (default settings.EMAIL_BATCH_SIZE); True if this call sent
-    `delivery_id`.
+@dataclass
+class _Sent:
+    """What became of a claimed batch."""
 
-    Safe to call any number of times: every delivery is claimed before it is
-    sent and sent at most once per claim. The batch is claimed in one
-    statement, read in one (two if an order has no valid tickets left) and
-    sent over one connection; each delivery is marked sent as soon as it is
-    sent. A worker killed mid-batch leaves the rest claimed: taken back at
-    once by its own message if that is delivered again (`claimant`, the
-    task's id), by anyone after settings.EMAIL_CLAIM_SECONDS (the resend
-    sweeper queues them). No send starts after half of that time: the rest
-    are handed back. A failed send hands its delivery back with the error
-    (and the rest of the batch untried), and raises if it was `delivery_id`,
-    so the caller (a Celery task) retries it with backoff; the others are
-    retried by their own messages or the resend sweeper. `claimant` may take
-    over its own claims left behind by a crash or an outage (the message's
-    Message-ID lets receivers drop the rare second copy)."""
-    now = now or timezone.now()
-    size = max(1, batch or settings.EMAIL_BATCH_SIZE)
-    claimed = _claim(delivery_id=delivery_id, now=now, claimant=claimant, size=size)
-    if not claimed:
-        return False
+    sent: int = 0
+    failed: EmailDelivery | None = None  # pending again, with its error
+    error: Exception | None = None
+    handed_back: int = 0  # claimed, not tried, pending again as they were
+
+
+def _send_claimed(claimed: list[EmailDelivery], *, now: datetime) -> _Sent:
+    """Send deliveries claimed at `now`: read in one statement (two if an
+    order has no valid tickets left), sent over one connection, each marked
+    sent as soon as it is sent. No send starts after half the claim time
+    (one started then ends, within EMAIL_TIMEOUT, long before the claims
+    expire): the rest are handed back. A failed send hands its delivery back
+    with the error, and the rest untried."""
+    outcome = _Sent()
     found = email_rows(order_ids=[d.order_id for d in claimed])
     keys = dict(found.signing_keys)
-    # A send started by then ends (EMAIL_TIMEOUT) long before the claims expire.
     deadline = now + claim_timeout() / 2
     mailer = get_connection()
     try:
         for index, delivery in enumerate(claimed):
             if index and timezone.now() >= deadline:
-                _hand_back(claimed[index:], now=now)
+                outcome.handed_back = _hand_back(claimed[index:], now=now)
                 break
             try:
                 order = found.orders[delivery.order_id]
@@ -274,29 +288,109 @@ def email_delivery_send(
                 )
                 mailer.open()  # once: the batch shares the connection
                 mailer.send_messages([message])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - kept with the delivery; the caller raises or retries it
                 EmailDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.SENDING).update(
                     status=DeliveryStatus.PENDING, claimed_at=None, last_error=str(exc)[:2000]
                 )
-                _hand_back(claimed[index + 1 :], now=now)
-                if delivery.pk == delivery_id:
-                    raise
-                logger.warning("e-mail delivery %s not sent; it is retried on its own", delivery.pk, exc_info=True)
+                outcome.failed, outcome.error = delivery, exc
+                outcome.handed_back = _hand_back(claimed[index + 1 :], now=now)
                 break
             delivery.status, delivery.sent_at = DeliveryStatus.SENT, timezone.now()
             rows.save_fields(delivery, ("status", "sent_at"))
+            outcome.sent += 1
     finally:
         _close(mailer)
-    return claimed[0].pk == delivery_id and claimed[0].status == DeliveryStatus.SENT
+    return outcome
 
 
-def _hand_back(deliveries: list[EmailDelivery], *, now: datetime) -> None:
+def email_delivery_send(*, delivery_id: int, now: datetime | None = None, claimant: str = "") -> bool:
+    """Send one delivery (a retry, a resend, a message of the outbox); True
+    if this call sent it.
+
+    Safe to call any number of times: the delivery is claimed before it is
+    sent and sent at most once per claim; nothing when it is sent, claimed
+    by another, or gone (one statement). A failed send hands it back with
+    the error and raises, so the caller (a Celery task) retries it with
+    backoff. `claimant` (the task's id) may take over its own claim left
+    behind by a crash or an outage at once; anyone may after
+    settings.EMAIL_CLAIM_SECONDS (the message's Message-ID lets receivers
+    drop the rare second copy)."""
+    now = now or timezone.now()
+    delivery = _claim(delivery_id=delivery_id, now=now, claimant=claimant)
+    if delivery is None:
+        return False
+    outcome = _send_claimed([delivery], now=now)
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.sent == 1
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What a drain did. `failed`: deliveries whose send failed, pending
+    again with their error, each to be retried by a message of its own.
+    `more`: the drain stopped before a claim came back short (its cap of
+    batches, or a failure), so fresh deliveries may be waiting: the caller
+    rings the bell again."""
+
+    sent: int
+    failed: tuple[int, ...] = ()
+    more: bool = False
+
+
+def email_deliveries_drain(
+    *, claimant: str = "", now: datetime | None = None, batch: int | None = None, batches: int | None = None
+) -> Drained:
+    """Silence the e-mail bell, then send the fresh deliveries, oldest first,
+    in batches of `batch` (settings.EMAIL_BATCH_SIZE: one claim, one read, one
+    SMTP connection each), until a claim comes back short, at most `batches`
+    of them (settings.EMAIL_DRAIN_BATCHES: one task never runs for ever).
+    `now` stands for the time of every claim (tests).
+
+    Why nothing is lost (ticketing.services.email_bell): a delivery
+    committed before a ring that found the bell set is seen by the claims of
+    the drain whose silencing came after that ring, because they come after
+    it. Hence silencing first; and a claim that comes back short means every
+    fresh delivery it could see is claimed (by it, or by whoever held the
+    rows it skipped), and one committed since then was rung for after this
+    silencing, so another drain is on its way for it.
+
+    Nothing is sent twice: each batch is claimed (pending -> sending, by
+    `claimant`, the task's id) before it is sent. A worker killed mid-batch
+    leaves the rest claimed: taken back by the first claim of its own
+    message delivered again, or by anyone after settings.EMAIL_CLAIM_SECONDS
+    (the resend sweeper queues them). A batch cut short by the half-claim-time
+    deadline is handed back and claimed again by the next batch; a failed
+    send stops the drain (the server may be down): its delivery is handed
+    back with its error for its own retries, and the rest untried."""
+    email_bell_silence()
+    size = max(1, batch or settings.EMAIL_BATCH_SIZE)
+    sent = 0
+    for number in range(max(1, batches or settings.EMAIL_DRAIN_BATCHES)):
+        claimed_at = now or timezone.now()
+        claimed = _drain_claim(now=claimed_at, claimant=claimant, size=size, take_back=number == 0)
+        if not claimed:
+            return Drained(sent=sent)
+        outcome = _send_claimed(claimed, now=claimed_at)
+        sent += outcome.sent
+        if outcome.failed is not None:
+            logger.warning(
+                "e-mail delivery %s not sent; it is retried on its own", outcome.failed.pk, exc_info=outcome.error
+            )
+            return Drained(sent=sent, failed=(outcome.failed.pk,), more=True)
+        if len(claimed) < size and not outcome.handed_back:
+            return Drained(sent=sent)
+    return Drained(sent=sent, more=True)
+
+
+def _hand_back(deliveries: list[EmailDelivery], *, now: datetime) -> int:
     """Release claimed deliveries that were not tried: pending again, as
-    they were (the claim's attempt does not count)."""
-    if deliveries:
-        EmailDelivery.objects.filter(
-            pk__in=[d.pk for d in deliveries], status=DeliveryStatus.SENDING, claimed_at=now
-        ).update(status=DeliveryStatus.PENDING, claimed_at=None, attempts=F("attempts") - 1)
+    they were (the claim's attempt does not count). How many."""
+    if not deliveries:
+        return 0
+    return EmailDelivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], status=DeliveryStatus.SENDING, claimed_at=now
+    ).update(status=DeliveryStatus.PENDING, claimed_at=None, attempts=F("attempts") - 1)
 
 
 def _close(mailer: Any) -> None:

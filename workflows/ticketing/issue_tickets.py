@@ -4,13 +4,17 @@ Runs inside CompleteCheckout's transaction: tickets are rows under unique
 constraints, never made by a background task; the ticket e-mail is a
 delivery row in the same transaction, so it is neither lost nor sent twice.
 
-The delivery row is the e-mail's own outbox: its sending is handed to Celery
-right after the commit, with no outbox message of the engine's (two
-statements and a commit fewer per order). If the broker refuses that hand-off,
-an outbox message takes over and its relay publishes it when the broker is
-back; if the process dies between the commit and the hand-off, the e-mail
-sweeper (ticketing.tasks.resend_lost_email_deliveries) finds the delivery
-still pending and sends it."""
+The delivery row is the e-mail's own outbox: right after the commit the
+e-mail bell is rung (ticketing.services.email_bell: a Redis SET; only the
+ring that sets it publishes a drain, which sends the waiting e-mails in
+batches), with no outbox message of the engine's and, in a rush, no Celery
+message of the order's own. If the bell cannot ring (Redis unreachable, no
+Redis, the drain not published), the delivery's own send is queued; if the
+broker refuses that too, an outbox message takes over and its relay
+publishes it when the broker is back. If the process dies between the commit
+and the hand-off, the e-mail sweeper
+(ticketing.tasks.resend_lost_email_deliveries) finds the delivery still
+pending and sends it."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from functools import partial
 from django.db import transaction
 
 from ticketing.models import EmailKind, Order, OrderLine, Ticket
+from ticketing.services.email_bell import email_bell_ring
 from ticketing.services.emails import email_delivery_record
 from ticketing.services.tickets import tickets_issue
 from workflows.engine import enqueue
@@ -47,8 +52,11 @@ def send_buyer_email(*, order: Order, kind: str, dedup_key: str, context: dict[s
 
 
 def _hand_to_sender(delivery_id: int) -> None:
-    """After the commit: queue the send, or leave it to the outbox's relay
-    if the broker (or, in eager mode, the send itself) fails."""
+    """After the commit: ring the e-mail bell; if it cannot ring, queue this
+    delivery's own send, or leave it to the outbox's relay if the broker (or,
+    in eager mode, the send itself) fails."""
+    if email_bell_ring():
+        return
     try:
         send(SEND_EMAIL_TASK, [delivery_id])
     except Exception:
