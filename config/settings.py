@@ -276,6 +276,10 @@ EMAIL_RESEND_AFTER_SECONDS = int(os.environ.get("EMAIL_RESEND_AFTER_SECONDS", "1
 EMAIL_BATCH_SIZE = int(os.environ.get("EMAIL_BATCH_SIZE", "20"))
 EMAIL_DRAIN_BATCHES = int(os.environ.get("EMAIL_DRAIN_BATCHES", "50"))
 EMAIL_BELL_SECONDS = int(os.environ.get("EMAIL_BELL_SECONDS", "30"))
+# A drain that emptied the queue holds the bell this long and looks again
+# before it ends: in a rush the next orders' e-mails ride it instead of each
+# waking the worker with a message of its own (0: end at once).
+EMAIL_DRAIN_LINGER_SECONDS = float(os.environ.get("EMAIL_DRAIN_LINGER_SECONDS", "0.2"))
 
 # --- Auth, i18n, static -------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -460,3 +460,59 @@ def test_rings_and_drains_racing_send_each_email_once(require_postgres, broker, 
     assert sent_ids() == {d.pk: 1 for d in everyone}
     assert set(EmailDelivery.objects.values_list("status", "attempts")) == {(SENT, 1)}
     assert _bell() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_lingers_takes_the_orders_paid_meanwhile(require_postgres, broker, organization, settings):
+    # given: a drain that waits a moment for more once the queue is empty
+    settings.EMAIL_DRAIN_LINGER_SECONDS = 0.6
+    (first,) = record_deliveries(organization, 1)
+    issue_tickets._hand_to_sender(first.pk)
+    drain = broker.pop(0)
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            current_app.tasks[drain.name].apply(task_id="drain-lingering")
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        # (it has sent the first e-mail and holds the bell)
+        deadline = timezone.now() + timedelta(seconds=10)
+        while not (sent_ids() == {first.pk: 1} and _bell() is not None) and timezone.now() < deadline:
+            threading.Event().wait(0.01)
+        assert sent_ids() == {first.pk: 1} and _bell() is not None
+
+        # when: orders are paid while it lingers: the bell is held, their
+        # rings publish nothing
+        later = record_deliveries(organization, 3)
+        for delivery in later:
+            issue_tickets._hand_to_sender(delivery.pk)
+        assert _names(broker) == []
+    finally:
+        thread.join(timeout=20)
+
+    # then: the lingering drain sent them, once each, and left the bell silent
+    assert failures == []
+    assert sent_ids() == {d.pk: 1 for d in [first, *later]}
+    assert _bell() is None
+
+
+@pytest.mark.django_db
+def test_an_inline_drain_never_lingers(organization, settings):
+    # given: eager Celery (the embedded default), a long linger
+    settings.EMAIL_DRAIN_LINGER_SECONDS = 30
+    (delivery,) = record_deliveries(organization, 1)
+
+    # when
+    started = timezone.now()
+    issue_tickets._hand_to_sender(delivery.pk)
+
+    # then: sent at once, in the request
+    assert sent_ids() == {delivery.pk: 1}
+    assert timezone.now() - started < timedelta(seconds=5)

@@ -86,6 +86,24 @@ def email_bell_silence() -> None:
         _delete(client, _key())
 
 
+def email_bell_hold() -> bool:
+    """For a drain about to wait for more (settings.EMAIL_DRAIN_LINGER_SECONDS):
+    set the bell, so that the rings meanwhile publish nothing and rely on this
+    drain, which silences it again before its next claim. False if the bell
+    cannot be held (no Redis, Redis unreachable): the drain then ends now."""
+    if current_app.conf.task_always_eager:
+        return False  # an inline drain runs in the request: it never waits
+    client = _redis()
+    if client is None:
+        return False
+    try:
+        client.set(_key(), b"1", ex=settings.EMAIL_BELL_SECONDS)
+    except Exception:
+        logger.warning("the e-mail bell could not be held", exc_info=True)
+        return False
+    return True
+
+
 def _publish_drain() -> None:
     from ticketing.tasks import send_pending_emails  # the tasks module imports the services
 

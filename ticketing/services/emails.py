@@ -23,6 +23,7 @@ settings.EMAIL_CLAIM_SECONDS, or at once by its own message delivered again
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.mime.image import MIMEImage
@@ -41,7 +42,7 @@ from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind, EventSign
 from ticketing.qr import qr_png
 from ticketing.rows import insert_unless_exists
 from ticketing.selectors import email_rows
-from ticketing.services.email_bell import email_bell_silence
+from ticketing.services.email_bell import email_bell_hold, email_bell_silence
 from ticketing.services.signing_keys import signing_key_for_event
 from ticketing.ticket_codes import ticket_code_sign
 
@@ -378,9 +379,25 @@ def email_deliveries_drain(
                 "e-mail delivery %s not sent; it is retried on its own", outcome.failed.pk, exc_info=outcome.error
             )
             return Drained(sent=sent, failed=(outcome.failed.pk,), more=True)
-        if len(claimed) < size and not outcome.handed_back:
+        if len(claimed) < size and not outcome.handed_back and not _linger():
             return Drained(sent=sent)
     return Drained(sent=sent, more=True)
+
+
+def _linger() -> bool:
+    """After a batch that emptied the queue: hold the bell and wait a moment
+    for more (settings.EMAIL_DRAIN_LINGER_SECONDS) before claiming again. In a
+    rush the orders paid meanwhile then ride this drain, instead of each
+    ringing, publishing and waking the worker for a message of its own; the
+    rings while the bell is held rely on this drain, whose silencing (and
+    then its claim) comes after them. False, and the drain ends, when there
+    is nothing to wait for (no linger set, or the bell cannot be held)."""
+    seconds = settings.EMAIL_DRAIN_LINGER_SECONDS
+    if seconds <= 0 or not email_bell_hold():
+        return False
+    time.sleep(seconds)
+    email_bell_silence()
+    return True
 
 
 def _hand_back(deliveries: list[EmailDelivery], *, now: datetime) -> int:
