@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seats-per-row", type=int, default=25, help="seat-rush: seats per row")
     parser.add_argument("--smoke", action="store_true", help="a short run (capacity 100, 8 buyers, < 60 s)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn sync workers")
     parser.add_argument("--celery-workers", type=int, default=1, help="Celery worker processes")
     parser.add_argument("--celery-concurrency", type=int, default=2, help="prefork children per Celery worker")
     parser.add_argument(

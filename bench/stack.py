@@ -46,7 +46,7 @@ EMAIL_WORKER_NICE = 10
 
 @dataclass
 class StackConfig:
-    web_workers: int = 4
+    web_workers: int = 3
     celery_workers: int = 1  # worker processes (`celery worker` instances)
     celery_concurrency: int = 2  # prefork children per worker
     # One more worker, for the `email` queue alone, niced (EMAIL_WORKER_NICE)
@@ -276,6 +276,8 @@ class Stack:
             "gunicorn",
             [
                 str(VENV_BIN / "gunicorn"),
+                "--config",
+                "config/gunicorn.py",
                 "config.wsgi:application",
                 "--workers",
                 str(self.config.web_workers),
