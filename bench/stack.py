@@ -276,8 +276,12 @@ class Stack:
             "gunicorn",
             [
                 str(VENV_BIN / "gunicorn"),
-                "--config",
-                "config/gunicorn.py",
+                # (Older snapshots, compared with --source, have no config file.)
+                *(
+                    ["--config", "config/gunicorn.py"]
+                    if (self.config.source_dir / "config/gunicorn.py").exists()
+                    else []
+                ),
                 "config.wsgi:application",
                 "--workers",
                 str(self.config.web_workers),
