@@ -324,3 +324,54 @@ def test_a_workflow_that_reads_its_run_takes_the_recorded_way(ticket_type: Ticke
     recorded = _recorded_run("test.reads_its_run", "order:reads", data)
     assert recorded.status == RunStatus.COMPLETED
     assert recorded.output["run"] == recorded.pk
+
+
+def test_a_first_step_refused_for_good_is_recorded_as_the_recorded_way_would(
+    ticket_type: TicketType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: nothing left to sell, so the first step is refused (sold out: not retryable)
+    TicketType.objects.filter(pk=ticket_type.pk).update(capacity=0)
+    data = {"ticket_type": ticket_type.pk}
+    finished: list[str] = []
+    monkeypatch.setattr(metrics, "run_finished", lambda workflow_type, status, *args: finished.append(status))
+
+    # when: once in one transaction, once the recorded way (another key)
+    with CaptureQueriesContext(connection) as fast_queries:
+        fast = run_in_one_transaction("test.reserve_twice", "order:refused", data)
+    recorded = _recorded_run("test.reserve_twice", "order:refused-recorded", data)
+
+    # then: the pass recorded the refusal itself, in one more transaction, not by doing the step again
+    assert fast is not None
+    assert sum(1 for q in fast_queries.captured_queries if q["sql"] == "COMMIT") == 1
+    fast = WorkflowRun.objects.get(pk=fast.pk)
+    assert fast.status == RunStatus.FAILED == recorded.status
+    run_fields = ("organization_id", "workflow_type", "version", "status", "input", "output", "error", "parent_id")
+    run_fields += ("wake_at", "deadline", "cancel_requested", "lease_owner", "lease_expires_at")
+    assert {f: getattr(fast, f) for f in run_fields} == {f: getattr(recorded, f) for f in run_fields}
+    assert fast.error["code"] == "sold_out" and fast.error["step"] == "reserve"
+    assert fast.started_at <= fast.finished_at
+    step_fields = ("sequence", "name", "kind", "status", "external", "attempt", "next_attempt_at", "result", "error")
+    step_fields += ("compensates_id", "child_run_id")
+    fast_steps, recorded_steps = (list(run.steps.order_by("sequence").values(*step_fields)) for run in (fast, recorded))
+    assert fast_steps == recorded_steps
+    (step,) = fast.steps.all()
+    assert step.idempotency_key == f"wf-{fast.pk}-1"
+    assert [h["error"] for h in step.history] == [step.error] and step.finished_at is not None
+    assert _audit_of(fast) == _audit_of(recorded)
+    assert [a["transition"] for a in _audit_of(fast)] == ["begin_compensation", "mark_failed"]
+    assert finished == [RunStatus.FAILED, RunStatus.FAILED]
+    assert not CapacityHold.objects.exists() and _held(ticket_type) == 0
+
+
+def test_a_refusal_recorded_for_a_taken_key_is_left_to_the_recorded_way(ticket_type: TicketType) -> None:
+    # given: a run with the key exists
+    TicketType.objects.filter(pk=ticket_type.pk).update(capacity=0)
+    data = {"ticket_type": ticket_type.pk}
+    first = _recorded_run("test.reserve_twice", "order:twice-refused", data)
+
+    # when: the same key in one transaction, refused again
+    again = run_in_one_transaction("test.reserve_twice", "order:twice-refused", data)
+
+    # then: nothing new; the caller finds the first run the recorded way
+    assert again is None
+    assert list(WorkflowRun.objects.values_list("pk", flat=True)) == [first.pk]

@@ -136,7 +136,7 @@ def execute(
             started_at=base.started_at or started,
             finished_at=now if delay is None else None,
             duration_ms=int(seconds * 1000),
-            history=_history(base, attempt, started, seconds, error),
+            history=history_with(base, attempt, started, seconds, error),
         )
         if delay is None:
             raise StepFailed(row.name, error)
@@ -159,10 +159,10 @@ def completed_fields(row: WorkflowStep, value: Any, attempt: int, started: Any, 
         "started_at": row.started_at or started,
         "finished_at": timezone.now(),
         "duration_ms": int(seconds * 1000),
-        "history": _history(row, attempt, started, seconds, None),
+        "history": history_with(row, attempt, started, seconds, None),
     }
 
 
-def _history(row: WorkflowStep, attempt: int, started: Any, seconds: float, error: Any) -> list[dict[str, Any]]:
+def history_with(row: WorkflowStep, attempt: int, started: Any, seconds: float, error: Any) -> list[dict[str, Any]]:
     entry = {"attempt": attempt, "at": started.isoformat(), "ms": int(seconds * 1000), "error": error}
     return [*row.history, entry][-HISTORY_LIMIT:]

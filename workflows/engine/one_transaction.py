@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -42,18 +43,29 @@ from ticketing import rows
 from ticketing.models import AuditLogEntry
 from workflows import metrics
 from workflows.engine import registry
-from workflows.engine.attempts import body_finished, completed_fields, jsonable
+from workflows.engine.attempts import body_finished, completed_fields, history_with, jsonable
 from workflows.engine.context import Child, Context, Step, step_idempotency_key
 from workflows.engine.leases import Lease
 from workflows.engine.registry import Definition
 from workflows.engine.runs import new_run
-from workflows.models import RunStatus, StepKind, WorkflowRun, WorkflowStep
+from workflows.exceptions import StepFailed, error_dict
+from workflows.models import RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 
 logger = logging.getLogger(__name__)
 
 
 class NeedsRecordedPass(Exception):
     """The run asked for something one transaction cannot hold."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The first step of a pass failed for good: its row, what it raised, when."""
+
+    row: WorkflowStep
+    error: Exception
+    started: datetime
+    seconds: float
 
 
 class OneTransactionContext(Context):
@@ -68,6 +80,7 @@ class OneTransactionContext(Context):
     def __init__(self, run: WorkflowRun) -> None:
         # No lease: the run is invisible to others until it has finished.
         super().__init__(run, Lease(run_id=0, token="", expires_at=timezone.now()), fresh=True)
+        self.refusal: Refusal | None = None
 
     @property
     def run(self) -> WorkflowRun:
@@ -91,7 +104,14 @@ class OneTransactionContext(Context):
         sequence, _ = self._slot(spec.name, StepKind.ACTION)
         row = self.new_row(sequence, spec.name, StepKind.ACTION)
         started, clock = timezone.now(), time.perf_counter()
-        value = jsonable(spec.fn())
+        try:
+            value = jsonable(spec.fn())
+        except Exception as exc:
+            if not self.steps and spec.retry.delay_after(1, exc) is None:
+                # Refused for good before anything was done (a sold-out
+                # cart): nothing to retry, nothing to compensate.
+                self.refusal = Refusal(row, exc, started, time.perf_counter() - clock)
+            raise
         body_finished(row)
         for name, field_value in completed_fields(row, value, 1, started, clock).items():
             setattr(row, name, field_value)
@@ -125,29 +145,31 @@ def run_in_one_transaction(
     failed, or a run with this key exists (its insert, at the end, conflicted).
     Whatever goes wrong, the savepoint (or transaction) is rolled back whole
     and the caller's transaction, if any, stays usable."""
+    definition = registry.latest(workflow_type)
+    started_at = timezone.now()
+    ctx = OneTransactionContext(
+        new_run(definition, business_key, input, organization_id, status=RunStatus.RUNNING, started_at=started_at)
+    )
     try:
         # Writes nobody answers (audit rows, step records, updates of rows
         # locked already) travel with the pass's next statements.
         with transaction.atomic(), rows.deferred():
-            return _whole_pass(registry.latest(workflow_type), business_key, input, organization_id)
+            return _whole_pass(ctx, definition, started_at)
     except NeedsRecordedPass as exc:
         logger.debug("workflow %s %s: %s; taking the recorded way", workflow_type, business_key, exc)
     except IntegrityError:  # a run with this key exists (or a step conflicted)
         logger.debug("workflow %s %s: conflicted in one transaction", workflow_type, business_key, exc_info=True)
     except Exception:  # the recorded way does it again and records the failure
+        if ctx.refusal is not None:
+            return _record_refusal(ctx, definition, ctx.refusal, started_at)
         logger.debug("workflow %s %s: failed in one transaction", workflow_type, business_key, exc_info=True)
     return None
 
 
-def _whole_pass(
-    definition: Definition, business_key: str, input: dict[str, Any], organization_id: int | None
-) -> WorkflowRun:
+def _whole_pass(ctx: OneTransactionContext, definition: Definition, started_at: datetime) -> WorkflowRun:
     """In the pass's transaction: run the workflow function to the end, then
     insert the run, completed, with its completion's audit row and its steps."""
-    started_at = timezone.now()
-    ctx = OneTransactionContext(
-        new_run(definition, business_key, input, organization_id, status=RunStatus.RUNNING, started_at=started_at)
-    )
+    business_key, input, organization_id = ctx.business_key, ctx.input, ctx.organization_id
     output = jsonable(definition.fn(ctx))
     # The row that WorkflowRun.complete leaves (output, finished_at), inserted
     # as it is. The transition itself cannot run in memory first: its audit
@@ -177,4 +199,66 @@ def _whole_pass(
     transaction.on_commit(partial(metrics.run_started, run.workflow_type))
     # Its duration counts from the start of the pass (created_at is the insert's time).
     transaction.on_commit(partial(metrics.run_finished, run.workflow_type, run.status, started_at, run.finished_at))
+    return run
+
+
+def _record_refusal(
+    ctx: OneTransactionContext, definition: Definition, refusal: Refusal, started_at: datetime
+) -> WorkflowRun | None:
+    """The pass's first step was refused for good (nothing done, nothing to
+    retry): record the run as the recorded way would have, in one
+    transaction, instead of having it do the step again. The rows are that
+    way's, field for field: the step failed at its first attempt, the run
+    running -> compensating (the step's error) -> failed ("nothing to
+    compensate"), with both audit rows. None (the caller takes the recorded
+    way) if a run with this key exists."""
+    exc, row = refusal.error, refusal.row
+    metrics.step_attempted(ctx.workflow_type, row.kind, ok=False, seconds=refusal.seconds)
+    step_error = {**error_dict(exc), "attempt": 1}
+    run_error = error_dict(StepFailed(row.name, step_error))
+    finished_at = timezone.now()
+    run = new_run(
+        definition,
+        ctx.business_key,
+        ctx.input,
+        ctx.organization_id,
+        status=RunStatus.FAILED,
+        error=run_error,
+        started_at=started_at,
+        finished_at=finished_at,
+    )
+    row.status, row.attempt, row.error = StepStatus.FAILED, 1, step_error
+    row.started_at, row.finished_at, row.duration_ms = refusal.started, finished_at, int(refusal.seconds * 1000)
+    row.history = history_with(row, 1, refusal.started, refusal.seconds, step_error)
+    try:
+        with transaction.atomic(), rows.deferred():
+            rows.insert([run])
+            ctx.remember(row)
+            rows.insert_later(ctx.steps_of(run))
+            for source, target, transition, reason in (
+                (
+                    RunStatus.RUNNING,
+                    RunStatus.COMPENSATING,
+                    WorkflowRun.begin_compensation.__name__,
+                    str(run_error.get("message", ""))[:500],
+                ),
+                (
+                    RunStatus.COMPENSATING,
+                    RunStatus.FAILED,
+                    WorkflowRun.mark_failed.__name__,
+                    "failed; nothing to compensate",
+                ),
+            ):
+                AuditLogEntry.objects.record_many(
+                    objects=[run],
+                    field="status",
+                    source=source.value,
+                    target=target.value,
+                    transition=transition,
+                    reason=reason,
+                )
+    except IntegrityError:
+        return None
+    transaction.on_commit(partial(metrics.run_started, run.workflow_type))
+    transaction.on_commit(partial(metrics.run_finished, run.workflow_type, run.status, started_at, finished_at))
     return run
