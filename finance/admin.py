@@ -6,6 +6,7 @@ business object behind them). Nothing here edits a ledger row."""
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils.html import format_html
 
 from finance.exports import csv_streaming_response, statement_lines_csv, statement_summary_csv
+from finance.fees import FeeRules
 from finance.models import (
     Account,
     FeeSchedule,
@@ -32,17 +34,8 @@ from ticketing.admin.tenant import ReadOnlyTenantAdmin, TenantAdmin
 
 FINANCE_ROLES = frozenset({"owner", "finance"})
 
-_FEE_FIELDS = (
-    "platform_rate_bp",
-    "platform_fixed_per_ticket_cents",
-    "platform_fixed_per_order_cents",
-    "platform_min_per_ticket_cents",
-    "platform_max_per_ticket_cents",
-    "platform_fee_passed_on",
-    "processor_rate_bp",
-    "processor_fixed_cents",
-    "processor_fee_passed_on",
-)
+# A schedule's numbers: FeeRules' fields but its version, which publishing sets.
+_FEE_FIELDS = tuple(f.name for f in fields(FeeRules) if f.name != "version")
 
 
 @admin.register(FeeSchedule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 from finance.fees import FeeRules
@@ -18,18 +19,7 @@ DEFAULT_FEE_RULES = FeeRules(
 
 # FeeRules' fields, in its order: what a schedule read loads, and the order of
 # the values in fee_rules_sql's text.
-_RULE_FIELDS = (
-    "platform_rate_bp",
-    "platform_fixed_per_ticket_cents",
-    "platform_fixed_per_order_cents",
-    "platform_min_per_ticket_cents",
-    "platform_max_per_ticket_cents",
-    "platform_fee_passed_on",
-    "processor_rate_bp",
-    "processor_fixed_cents",
-    "processor_fee_passed_on",
-    "version",
-)
+_RULE_FIELDS = tuple(f.name for f in fields(FeeRules))
 _OPTIONAL = frozenset({"platform_min_per_ticket_cents", "platform_max_per_ticket_cents"})
 _FLAGS = frozenset({"platform_fee_passed_on", "processor_fee_passed_on"})
 

@@ -38,21 +38,20 @@ def main() -> int:
         answer = client.post(path, {"csrfmiddlewaretoken": token.group(1).decode(), "card_number": "4242424242424242"})
         return answer.status_code
 
+    def checkout(cart: dict[str, object], buyer: str) -> tuple[int, dict[str, str]]:
+        email = buyer.split()[0].lower() + "@example.com"
+        started = client.post(
+            "/api/v1/public/checkouts/",
+            {**cart, "buyer_name": buyer, "buyer_email": email},
+            content_type="application/json",
+        )
+        return started.status_code, started.json()
+
     ga = TicketType.objects.filter(event__slug="summer-open-air").order_by("id").first()
     assert ga is not None
-    started = client.post(
-        "/api/v1/public/checkouts/",
-        {
-            "event": ga.event_id,
-            "tickets": [{"ticket_type": ga.pk, "quantity": 2}],
-            "seats": [],
-            "buyer_name": "Ada Lovelace",
-            "buyer_email": "ada@example.com",
-        },
-        content_type="application/json",
+    seen["ga_checkout"], body = checkout(
+        {"event": ga.event_id, "tickets": [{"ticket_type": ga.pk, "quantity": 2}], "seats": []}, "Ada Lovelace"
     )
-    seen["ga_checkout"] = started.status_code
-    body = started.json()
     seen["ga_pay"] = pay(body["payment_url"])
     order = Order.objects.get(code=body["order_code"])
     seen["ga_status"] = order.status
@@ -69,20 +68,10 @@ def main() -> int:
     )
     seen["seat_hold"] = hold.status_code
     held = hold.json()
-    started = client.post(
-        "/api/v1/public/checkouts/",
-        {
-            "event": event_id,
-            "tickets": [],
-            "seats": [seat["id"] for seat in held["seats"]],
-            "seat_hold_token": held["token"],
-            "buyer_name": "Grace Hopper",
-            "buyer_email": "grace@example.com",
-        },
-        content_type="application/json",
+    seats = [seat["id"] for seat in held["seats"]]
+    seen["seated_checkout"], body = checkout(
+        {"event": event_id, "tickets": [], "seats": seats, "seat_hold_token": held["token"]}, "Grace Hopper"
     )
-    seen["seated_checkout"] = started.status_code
-    body = started.json()
     seen["seated_pay"] = pay(body["payment_url"])
     order = Order.objects.get(code=body["order_code"])
     seen["seated_status"] = order.status

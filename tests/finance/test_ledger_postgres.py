@@ -27,6 +27,20 @@ _INSERT_TXN = (
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 
 
+def _clearing_and_revenue() -> tuple[Account, Account]:
+    clearing = Account.objects.create(
+        code="processor_clearing:EUR", kind="processor_clearing", type="asset", normal_balance="debit", currency="EUR"
+    )
+    revenue = Account.objects.create(
+        code="platform_fee_revenue:EUR",
+        kind="platform_fee_revenue",
+        type="revenue",
+        normal_balance="credit",
+        currency="EUR",
+    )
+    return clearing, revenue
+
+
 def _sale(payment):
     with transaction.atomic():
         return ledger_record_sale(**sale_kwargs(payment))
@@ -48,16 +62,7 @@ def test_an_entry_cannot_be_updated_or_deleted_with_raw_sql() -> None:
 
 
 def test_an_unbalanced_transaction_inserted_with_raw_sql_fails_at_commit() -> None:
-    clearing = Account.objects.create(
-        code="processor_clearing:EUR", kind="processor_clearing", type="asset", normal_balance="debit", currency="EUR"
-    )
-    revenue = Account.objects.create(
-        code="platform_fee_revenue:EUR",
-        kind="platform_fee_revenue",
-        type="revenue",
-        normal_balance="credit",
-        currency="EUR",
-    )
+    clearing, revenue = _clearing_and_revenue()
     now = timezone.now()
 
     with pytest.raises(DatabaseError, match="does not balance"), transaction.atomic(), connection.cursor() as cursor:
@@ -78,16 +83,7 @@ def test_an_unbalanced_transaction_inserted_with_raw_sql_fails_at_commit() -> No
 
 def test_an_entry_added_after_a_check_is_checked_again() -> None:
     # given: the balance check made at once, not at commit
-    clearing = Account.objects.create(
-        code="processor_clearing:EUR", kind="processor_clearing", type="asset", normal_balance="debit", currency="EUR"
-    )
-    revenue = Account.objects.create(
-        code="platform_fee_revenue:EUR",
-        kind="platform_fee_revenue",
-        type="revenue",
-        normal_balance="credit",
-        currency="EUR",
-    )
+    clearing, revenue = _clearing_and_revenue()
     now = timezone.now()
     entry = "INSERT INTO finance_journalentry (transaction_id, account_id, side, amount_cents, currency) VALUES "
 

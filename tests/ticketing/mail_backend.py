@@ -7,9 +7,10 @@ import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
-from django.db import transaction
+from django.db import connections, transaction
 
 from tests.factories import EventFactory, TicketTypeFactory, issued_order
 from ticketing.models import DeliveryStatus, EmailDelivery, EmailKind
@@ -91,3 +92,32 @@ def states(deliveries: list[EmailDelivery]) -> list[tuple[str, int]]:
 def sent_ids() -> Counter[int]:
     """How many times each delivery went out."""
     return Counter(delivery_id(message) for message in mail.outbox)
+
+
+@pytest.fixture(autouse=True)
+def backend(settings: Any) -> Any:
+    """The e-mail tests' backend, with the batch settings they assume (a test
+    module that imports this fixture uses it for each of its tests)."""
+    settings.EMAIL_BACKEND = BACKEND
+    settings.EMAIL_BATCH_SIZE = 20
+    settings.EMAIL_DRAIN_BATCHES = 50
+    Backend.reset()
+    yield Backend
+    Backend.reset()
+
+
+def in_thread(results: dict[str, Any], name: str, fn: Any) -> threading.Thread:
+    """Start `fn` in a thread of its own (its own database connection, closed
+    after); its return value, or what it raised, lands in results[name]."""
+
+    def run() -> None:
+        try:
+            results[name] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the test
+            results[name] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

@@ -9,25 +9,25 @@ claim each once, without waiting for each other. A delivery's own message
 from __future__ import annotations
 
 import smtplib
-import threading
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core import mail
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from tests.concurrency import run_concurrently
 from tests.ticketing.mail_backend import (
-    BACKEND,
     PENDING,
     SENDING,
     SENT,
     Backend,
     WorkerKilled,
+    backend,  # noqa: F401 - the autouse fixture of these tests
     delivery_id,
+    in_thread,
     record_deliveries,
     sent_ids,
     states,
@@ -40,17 +40,6 @@ from ticketing.services.emails import (
     email_deliveries_due,
     email_delivery_send,
 )
-
-
-@pytest.fixture(autouse=True)
-def backend(settings: Any) -> Any:
-    settings.EMAIL_BACKEND = BACKEND
-    settings.EMAIL_BATCH_SIZE = 20
-    settings.EMAIL_DRAIN_BATCHES = 50
-    Backend.reset()
-    yield Backend
-    Backend.reset()
-
 
 # --- batches -------------------------------------------------------------------------
 
@@ -329,26 +318,16 @@ def test_a_drain_skips_the_rows_another_drain_holds_without_waiting(require_post
     Backend.pause_on = ids[0]
     results: dict[str, Any] = {}
 
-    def run(name: str, fn: Any) -> None:
-        try:
-            results[name] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[name] = exc
-        finally:
-            connections.close_all()
-
     def drain_a() -> Drained:
         with transaction.atomic():
             return email_deliveries_drain(claimant="task-a", batch=4, batches=1)
 
-    a = threading.Thread(target=run, args=("a", drain_a))
-    a.start()
+    a = in_thread(results, "a", drain_a)
     try:
         assert Backend.paused.wait(timeout=10)
 
         # when: drain B runs meanwhile
-        b = threading.Thread(target=run, args=("b", lambda: email_deliveries_drain(claimant="task-b", batch=4)))
-        b.start()
+        b = in_thread(results, "b", lambda: email_deliveries_drain(claimant="task-b", batch=4))
         b.join(timeout=10)
 
         # then: B did not wait for A: it took the rows after A's and finished
@@ -372,25 +351,15 @@ def test_a_deliverys_own_message_waits_for_a_drains_claim_and_then_finds_it_take
     Backend.pause_on = ids[0]
     results: dict[str, Any] = {}
 
-    def run(name: str, fn: Any) -> None:
-        try:
-            results[name] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            results[name] = exc
-        finally:
-            connections.close_all()
-
     def drain() -> Drained:
         with transaction.atomic():
             return email_deliveries_drain(claimant="task-a")
 
-    a = threading.Thread(target=run, args=("a", drain))
-    a.start()
+    a = in_thread(results, "a", drain)
     assert Backend.paused.wait(timeout=10)
 
     # when: the second delivery's own message (the outbox's) claims it
-    b = threading.Thread(target=run, args=("b", lambda: email_delivery_send(delivery_id=ids[1], claimant="task-b")))
-    b.start()
+    b = in_thread(results, "b", lambda: email_delivery_send(delivery_id=ids[1], claimant="task-b"))
     try:
         _wait_until_blocked(statement_start="UPDATE")
     finally:

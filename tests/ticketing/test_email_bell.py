@@ -20,18 +20,19 @@ from celery import current_app
 from celery.app.task import Task
 from celery.exceptions import Retry
 from django.core import mail
-from django.db import OperationalError, connections
+from django.db import OperationalError
 from django.test import override_settings
 from django.utils import timezone
 from django_redis import get_redis_connection
 
 from config.celery import app
 from tests.ticketing.mail_backend import (
-    BACKEND,
     SENDING,
     SENT,
     Backend,
     WorkerKilled,
+    backend,  # noqa: F401 - the autouse fixture of these tests
+    in_thread,
     record_deliveries,
     sent_ids,
     states,
@@ -52,16 +53,6 @@ class Message:
     name: str
     args: list[Any]
     options: dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def backend(settings: Any) -> Iterator[type[Backend]]:
-    settings.EMAIL_BACKEND = BACKEND
-    settings.EMAIL_BATCH_SIZE = 20
-    settings.EMAIL_DRAIN_BATCHES = 50
-    Backend.reset()
-    yield Backend
-    Backend.reset()
 
 
 @pytest.fixture(autouse=True)
@@ -174,18 +165,8 @@ def test_a_ring_while_a_drain_is_mid_way_is_sent_once(require_postgres, broker, 
     issue_tickets._hand_to_sender(deliveries[0].pk)
     drain = broker.pop(0)
     Backend.pause_on = deliveries[0].pk
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            current_app.tasks[drain.name].apply(task_id="drain-a")
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
+    results: dict[str, Any] = {}
+    thread = in_thread(results, "drain", lambda: current_app.tasks[drain.name].apply(task_id="drain-a"))
     try:
         assert Backend.paused.wait(timeout=10)
 
@@ -197,7 +178,7 @@ def test_a_ring_while_a_drain_is_mid_way_is_sent_once(require_postgres, broker, 
     finally:
         Backend.resume.set()
         thread.join(timeout=20)
-    assert failures == []
+    assert not isinstance(results["drain"], BaseException), results["drain"]
 
     # then: whichever drain took it, every e-mail went out once
     run(broker)
@@ -469,18 +450,8 @@ def test_a_drain_that_lingers_takes_the_orders_paid_meanwhile(require_postgres, 
     (first,) = record_deliveries(organization, 1)
     issue_tickets._hand_to_sender(first.pk)
     drain = broker.pop(0)
-    failures: list[BaseException] = []
-
-    def worker() -> None:
-        try:
-            current_app.tasks[drain.name].apply(task_id="drain-lingering")
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker)
-    thread.start()
+    results: dict[str, Any] = {}
+    thread = in_thread(results, "drain", lambda: current_app.tasks[drain.name].apply(task_id="drain-lingering"))
     try:
         # (it has sent the first e-mail and holds the bell)
         deadline = timezone.now() + timedelta(seconds=10)
@@ -498,7 +469,7 @@ def test_a_drain_that_lingers_takes_the_orders_paid_meanwhile(require_postgres, 
         thread.join(timeout=20)
 
     # then: the lingering drain sent them, once each, and left the bell silent
-    assert failures == []
+    assert not isinstance(results["drain"], BaseException), results["drain"]
     assert sent_ids() == {d.pk: 1 for d in [first, *later]}
     assert _bell() is None
 
