@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "SITE_URL": "http://127.0.0.1:8000",
         "PAYMENT_PROVIDERS": "sandbox",
         "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
+        # One e-mail's cost, not the drain's wait for more (it runs its tasks
+        # one by one, with nothing else coming).
+        "EMAIL_DRAIN_LINGER_SECONDS": "0",
         "LOG_LEVEL": "WARNING",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
