@@ -77,7 +77,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 # with its outcome (no UPDATE after); the funnel's "paid" travels in
 # CompleteCheckout's transaction instead of an autocommit of its own:
 # checkout start 17 -> 14 statements in 10 round trips, payment confirmation
-# 45 -> 31 statements in 21 round trips, the e-mail 5 -> 3.
+# 45 -> 31 statements in 21 round trips, the e-mail 5 -> 3. Then reads sent
+# together (the order with its lines, the holds' ticket types with the holds)
+# and a transaction's BEGIN with its first statement: 9 and 16 round trips.
 CHECKOUT_START_MAX_QUERIES = 14
 CHECKOUT_START_MAX_ROUND_TRIPS = 9
 PAYMENT_CONFIRMATION_MAX_QUERIES = 31
