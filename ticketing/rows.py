@@ -95,7 +95,12 @@ def _one_round_trip(connection: Any, *, always: bool = False) -> Iterator[None]:
 
 @cache
 def _insert_sql(
-    model: type[models.Model], names: tuple[str, ...] | None, rows: int, conflict: tuple[str, ...] | None, vendor: str
+    model: type[models.Model],
+    names: tuple[str, ...] | None,
+    rows: int,
+    conflict: tuple[str, ...] | None,
+    vendor: str,
+    returning: bool = True,
 ) -> tuple[str, tuple[Field, ...]]:
     fields = _fields(model, names)
     columns = ", ".join(_quote(f.column) for f in fields)
@@ -106,7 +111,7 @@ def _insert_sql(
         sql += f" ON CONFLICT {'(' + keys + ') ' if keys else ''}DO NOTHING"
     pk = model._meta.pk
     assert pk is not None
-    return f"{sql} RETURNING {_quote(pk.column)}", fields
+    return (f"{sql} RETURNING {_quote(pk.column)}" if returning else sql), fields
 
 
 def _insert_params(objs: Sequence[models.Model], fields: tuple[Field, ...], connection: Any) -> list[Any]:
@@ -129,10 +134,15 @@ def insert(objs: Sequence[M], *, fields: Sequence[str] | None = None) -> list[M]
     sql, columns = _insert_sql(model, tuple(fields) if fields is not None else None, len(objs), None, connection.vendor)
     _, ids = execute(sql, _insert_params(objs, columns, connection))
     for obj, (pk,) in zip(objs, ids, strict=True):
-        obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = connection.alias
+        _saved(obj, pk, connection)
     return list(objs)
+
+
+def _saved(obj: models.Model, pk: Any, connection: Any) -> None:
+    """`obj` was inserted with primary key `pk`: it counts as saved."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
 
 
 def insert_later(
@@ -151,9 +161,9 @@ def insert_later(
         len(objs),
         tuple(conflict) if conflict is not None else None,
         connection.vendor,
+        returning=False,  # nobody reads the keys
     )
-    # The RETURNING clause is left out: nobody reads the keys.
-    execute_later(sql[: sql.rindex(" RETURNING ")], _insert_params(objs, columns, connection))
+    execute_later(sql, _insert_params(objs, columns, connection))
 
 
 def insert_unless_exists(
@@ -173,11 +183,8 @@ def insert_unless_exists(
     _, found = execute(sql, _insert_params([obj], columns, connection))
     if not found:
         return None
-    row = found[0]
-    obj.pk = row[0]
-    obj._state.adding = False
-    obj._state.db = connection.alias
-    return int(row[0])
+    _saved(obj, found[0][0], connection)
+    return int(found[0][0])
 
 
 # --- UPDATE --------------------------------------------------------------------------
@@ -192,15 +199,19 @@ def _update_sql(model: type[models.Model], names: tuple[str, ...], vendor: str) 
     return f"UPDATE {_quote(model._meta.db_table)} SET {assignments} WHERE {_quote(pk.column)} = %s", fields  # noqa: S608
 
 
-def save_fields(obj: models.Model, fields: Sequence[str]) -> int:
-    """`obj.save(update_fields=fields)` in one cached statement: auto_now
-    fields among them are set to now, as save() would. Returns the number of
-    rows updated (0 if the row is gone)."""
+def _update(obj: models.Model, fields: Sequence[str]) -> tuple[str, list[Any]]:
+    """The UPDATE of `obj`'s `fields` and its parameters: auto_now fields
+    among them set to now, as save() would."""
     connection = transaction.get_connection()
     sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
     params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
-    params.append(obj.pk)
-    updated, _ = execute(sql, params)
+    return sql, [*params, obj.pk]
+
+
+def save_fields(obj: models.Model, fields: Sequence[str]) -> int:
+    """`obj.save(update_fields=fields)` in one cached statement. Returns the
+    number of rows updated (0 if the row is gone)."""
+    updated, _ = execute(*_update(obj, fields))
     return updated
 
 
@@ -208,10 +219,7 @@ def save_fields_later(obj: models.Model, fields: Sequence[str]) -> None:
     """`save_fields` with the next statement (inside `deferred()`; at once
     outside one): for a row this transaction holds locked, whose UPDATE
     cannot miss."""
-    connection = transaction.get_connection()
-    sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
-    params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
-    execute_later(sql, [*params, obj.pk])
+    execute_later(*_update(obj, fields))
 
 
 # --- SELECT --------------------------------------------------------------------------

@@ -143,10 +143,8 @@ def _claim(*, delivery_id: int, now: datetime, claimant: str) -> EmailDelivery |
     if claimant:
         params += [sending, claimant]
     sql, returned = _claim_sql(by_claimant=bool(claimant), vendor=connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-    return None if found is None else cast(EmailDelivery, returned.build(found, connection))
+    _, found = rows.execute(sql, params)
+    return cast(EmailDelivery, returned.build(found[0], connection)) if found else None
 
 
 # Fresh: pending and never tried. Written into the statement rather than
@@ -203,9 +201,7 @@ def _drain_claim(*, now: datetime, claimant: str, size: int, take_back: bool) ->
     params: list[Any] = [*mine, size] if take_back else []
     params += [size, sending, when, claimant, *mine]
     sql, returned = _drain_claim_sql(take_back=take_back, vendor=connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchall()
+    _, found = rows.execute(sql, params)
     claimed = [cast(EmailDelivery, returned.build(row, connection)) for row in found]
     return sorted(claimed, key=lambda d: d.pk)
 
