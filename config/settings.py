@@ -114,6 +114,9 @@ LOCK_TIMEOUT_MS = int(os.environ.get("LOCK_TIMEOUT_MS", "3000"))
 
 IS_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 if IS_POSTGRES:
+    # Django's backend, whose health check between requests costs no round
+    # trip while the server has sent nothing (config/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
     # Every session waits at most LOCK_TIMEOUT_MS for a row lock: set once per
     # connection instead of once per transaction (ticketing.locks.lock_timeout).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={LOCK_TIMEOUT_MS}"
