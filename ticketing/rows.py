@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache, partial
 from typing import Any, TypeAlias, TypeVar, cast
 
@@ -51,8 +52,10 @@ try:  # PostgreSQL's driver; absent where only SQLite is used
 
     _PIPELINE_OFF: Any = pq.PipelineStatus.OFF
     _IDLE: Any = pq.TransactionStatus.IDLE
+    _TUPLES_OK: Any = pq.ExecStatus.TUPLES_OK
 except ImportError:  # pragma: no cover
-    _PIPELINE_OFF = _IDLE = None
+    _PIPELINE_OFF = _IDLE = _TUPLES_OK = None
+_NOT_PSYCOPG = object()
 
 M = TypeVar("M", bound=models.Model)
 Field: TypeAlias = "models.Field[Any, Any]"
@@ -114,12 +117,71 @@ def _insert_sql(
     return (f"{sql} RETURNING {_quote(pk.column)}" if returning else sql), fields
 
 
+# Fields whose value of exactly these types (or None) the ORM prepares for
+# PostgreSQL without looking at it: their pre_save reads the attribute and
+# their get_db_prep_save returns the value itself (str() of a str, an aware
+# datetime adapted by psycopg) or the same number in psycopg's type for the
+# column (Django's Int4 for an IntegerField). Exact classes only: a subclass
+# may convert differently.
+_SIMPLE: dict[type[Any], type] = {
+    **dict.fromkeys((models.CharField, models.TextField, models.EmailField, models.SlugField, models.URLField), str),
+    **dict.fromkeys(
+        (
+            models.IntegerField,
+            models.BigIntegerField,
+            models.SmallIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveBigIntegerField,
+            models.PositiveSmallIntegerField,
+            models.AutoField,
+            models.BigAutoField,
+        ),
+        int,
+    ),
+    models.BooleanField: bool,
+    models.DateTimeField: datetime,
+}
+_PROBES: dict[type, Any] = {str: "probe", int: 7, bool: True, datetime: datetime(2000, 1, 1, tzinfo=UTC)}
+
+
+@cache
+def _simple(field: Field, vendor: str) -> tuple[type, Callable[[Any], Any] | None] | None:
+    """For a field prepared without the ORM's calls on `vendor`: the value
+    type it takes so, and what wraps such a value (None: sent as it is).
+    The wrapper is the type the ORM's own preparation returns for a probe."""
+    if vendor != "postgresql" or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return None
+    target = field.target_field if type(field) is models.ForeignKey else field
+    kind = _SIMPLE.get(type(target)) if type(field) in (models.ForeignKey, type(target)) else None
+    if kind is None:
+        return None
+    probe = _PROBES[kind]
+    prepared = field.get_db_prep_save(probe, transaction.get_connection())
+    wrap: type[Any] = type(prepared)
+    if wrap is kind:
+        return kind, None
+    if kind is int and issubclass(wrap, int) and wrap(probe) == probe:
+        return kind, wrap
+    return None
+
+
+def _prepared(field: Field, obj: models.Model, add: bool, connection: Any) -> Any:
+    """The value of `field` of `obj` as the ORM would send it in an INSERT
+    (`add`) or an UPDATE, without the ORM's conversion calls for the common
+    columns and values (_simple)."""
+    simple = _simple(field, connection.vendor)
+    if simple is not None:
+        value: Any = getattr(obj, field.attname)
+        if value is None:
+            return None
+        kind, wrap = simple
+        if type(value) is kind and (kind is not datetime or cast(datetime, value).tzinfo is not None):
+            return value if wrap is None else wrap(value)
+    return field.get_db_prep_save(field.pre_save(obj, add), connection)
+
+
 def _insert_params(objs: Sequence[models.Model], fields: tuple[Field, ...], connection: Any) -> list[Any]:
-    params: list[Any] = []
-    for obj in objs:
-        for field in fields:
-            params.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
-    return params
+    return [_prepared(field, obj, True, connection) for obj in objs for field in fields]
 
 
 def insert(objs: Sequence[M], *, fields: Sequence[str] | None = None) -> list[M]:
@@ -204,7 +266,7 @@ def _update(obj: models.Model, fields: Sequence[str]) -> tuple[str, list[Any]]:
     among them set to now, as save() would."""
     connection = transaction.get_connection()
     sql, columns = _update_sql(type(obj), tuple(fields), connection.vendor)
-    params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in columns]
+    params = [_prepared(field, obj, False, connection) for field in columns]
     return sql, [*params, obj.pk]
 
 
@@ -421,10 +483,20 @@ def execute_together(*statements: tuple[str, Sequence[Any]]) -> list[Result]:
         with _one_round_trip(connection, always=len(statements) > 1):
             for db, (sql, params) in zip(cursors, statements, strict=True):
                 db.execute(sql, list(params))
-        return [(int(db.rowcount), db.fetchall() if db.description else []) for db in cursors]
+        return [(int(db.rowcount), db.fetchall() if _returned_rows(db) else []) for db in cursors]
     finally:
         for db in cursors:
             db.close()
+
+
+def _returned_rows(db: Any) -> bool:
+    """Whether the statement run on `db` returned rows (perhaps none). On
+    PostgreSQL from its result's status: `description` would build a column
+    object per column of every row read."""
+    result: Any = getattr(db.cursor, "pgresult", _NOT_PSYCOPG)
+    if result is _NOT_PSYCOPG:
+        return db.description is not None
+    return result is not None and result.status == _TUPLES_OK
 
 
 def select_one(model: type[M], where: str, params: Iterable[Any] = (), **options: Any) -> M | None:

@@ -4,9 +4,10 @@ ORM would, and come back as the ORM's own instances."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.apps import apps
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -331,3 +332,62 @@ def test_from_values_takes_the_values_in_any_order() -> None:
     assert (order.pk, order.code, order.total_cents) == (7, "abc", 5)
     assert not order._state.adding
     assert "buyer_email" in order.get_deferred_fields()
+
+
+def _samples(types: tuple[type, ...]) -> list[object]:
+    by_type: dict[type, list[object]] = {
+        str: ["", "Ada", "ünïcode ✓"],
+        int: [0, 1, -7, 2**40],
+        bool: [True, False],
+        datetime: [timezone.now(), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)],
+    }
+    return [None, *(value for kind in types for value in by_type[kind])]
+
+
+def test_values_sent_as_they_are_are_what_the_orm_would_send() -> None:
+    """Every field of every model that rows sends without the ORM's
+    conversion calls, with every kind of value it lets through: the value
+    is the one Field.get_db_prep_save would have sent."""
+    checked = 0
+    for model in apps.get_models():
+        for field in model._meta.concrete_fields:
+            simple = rows._simple(field, connection.vendor)
+            if simple is None:
+                continue
+            for value in _samples((simple[0],)):
+                obj = model()
+                obj.__dict__[field.attname] = value
+                expected = field.get_db_prep_save(field.pre_save(obj, False), connection)
+                prepared = rows._prepared(field, obj, False, connection)
+                assert (type(prepared), prepared) == (type(expected), expected), (model, field.name, value)
+                checked += 1
+    assert checked > 500, "the fast path covers the common fields"
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [
+        ("7", 7),  # a string for an integer column is converted, as the ORM converts it
+        (True, 1),  # a bool is not sent as an integer as it is
+        (7.0, 7),
+    ],
+)
+def test_values_of_other_types_go_through_the_orms_conversion(value: object, sent: object) -> None:
+    line = OrderLine(quantity=value)
+    field = OrderLine._meta.get_field("quantity")
+
+    prepared = rows._prepared(field, line, True, connection)
+
+    assert prepared == sent and isinstance(prepared, int) and type(prepared) is not bool
+
+
+def test_auto_now_timestamps_and_naive_datetimes_go_through_the_orm() -> None:
+    order = Order(expires_at=timezone.now().replace(tzinfo=None))
+    updated_at = Order._meta.get_field("updated_at")
+    before = timezone.now()
+
+    stamped = rows._prepared(updated_at, order, False, connection)
+
+    assert stamped is not None and stamped >= before, "auto_now sets the time, as save() would"
+    assert rows._simple(updated_at, connection.vendor) is None
+    assert rows._simple(Order._meta.get_field("expires_at"), "sqlite") is None
