@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import zxingcpp
+from cryptography.fernet import MultiFernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.exceptions import ImproperlyConfigured
@@ -22,7 +23,7 @@ from PIL import Image
 from tests.concurrency import run_concurrently
 from tests.factories import EventFactory, TicketTypeFactory, issued_order, large_installation_claims
 from ticketing.exceptions import InvalidState
-from ticketing.models import AuditLogEntry, Event, EventSigningKey, Ticket, TicketType
+from ticketing.models import AuditLogEntry, Event, EventSigningKey, Ticket, TicketType, signing_key
 from ticketing.qr import MASK, QUIET_ZONE, qr_png
 from ticketing.services.signing_keys import (
     event_public_keys,
@@ -710,3 +711,23 @@ def test_the_qr_filter_has_a_default_label_and_renders_nothing_without_a_code():
     assert _read_svg(html).text == _OFFLINE_TOKEN
     assert _render("") == ""
     assert Template("{% load qr %}{{ missing|qr_svg }}").render(Context({})) == ""
+
+
+@pytest.mark.django_db
+def test_a_private_half_is_decrypted_once_per_process(event, monkeypatch):
+    key = signing_key_for_event(event=event)
+    decrypts: list[bytes] = []
+    original = MultiFernet.decrypt
+
+    def counted(self: MultiFernet, token: bytes, ttl: int | None = None) -> bytes:
+        decrypts.append(token)
+        return original(self, token, ttl)
+
+    monkeypatch.setattr(MultiFernet, "decrypt", counted)
+    signing_key._private_key.cache_clear()
+
+    first = EventSigningKey.objects.get(pk=key.pk).private_key()
+    again = EventSigningKey.objects.get(pk=key.pk).private_key()
+
+    assert len(decrypts) == 1
+    assert _raw_public(again) == _raw_public(first) == key.public_key_bytes
