@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from seating.api.serializers import HOLD_TOKEN_PATTERN
 from ticketing.api.fields import MAX_INT, MAX_SMALL, IdField
+from ticketing.api.serializers.fields_once import FieldsCopiedOnce
 
 # Bounds that keep a request small; the cart rules themselves (per-order
 # limits, sales windows, seat lists) are the domain's, in workflows.checkout.cart.
@@ -15,13 +16,13 @@ MAX_CART_LINES = 50
 MAX_SEATS = 100
 
 
-class CheckoutLineSerializer(serializers.Serializer):
+class CheckoutLineSerializer(FieldsCopiedOnce):
     ticket_type = IdField()
     # Below 1 is the domain's `invalid_quantity`, not a generic validation error.
     quantity = serializers.IntegerField(min_value=-MAX_SMALL, max_value=MAX_SMALL)
 
 
-class CheckoutStartSerializer(serializers.Serializer):
+class CheckoutStartSerializer(FieldsCopiedOnce):
     event = IdField()
     tickets = serializers.ListField(child=CheckoutLineSerializer(), required=False, max_length=MAX_CART_LINES)
     seats = serializers.ListField(child=IdField(), required=False, max_length=MAX_SEATS)
@@ -55,7 +56,7 @@ class CheckoutStartSerializer(serializers.Serializer):
         return attrs
 
 
-class FeesSerializer(serializers.Serializer):
+class FeesSerializer(FieldsCopiedOnce):
     """What the buyer pays, as on the checkout page."""
 
     subtotal_cents = serializers.IntegerField()
@@ -66,7 +67,7 @@ class FeesSerializer(serializers.Serializer):
     total_cents = serializers.IntegerField()
 
 
-class CheckoutSerializer(serializers.Serializer):
+class CheckoutSerializer(FieldsCopiedOnce):
     order_code = serializers.CharField(help_text="Keep it: it is the buyer's access to the order.")
     order_id = serializers.IntegerField()
     payment_url = serializers.CharField(help_text="Empty for a free order, which is complete already.")
