@@ -173,6 +173,10 @@ class SandboxWebhook(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not stored: set on the recorded instance once its after-commit delivery
+    # got a 2xx from our endpoint (payments.sandbox.webhooks).
+    delivered_inline: bool = False
+
     class Meta:
         ordering = ["id"]
         indexes = [

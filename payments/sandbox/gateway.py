@@ -38,6 +38,7 @@ to tell why.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -55,6 +56,7 @@ from payments.models import (
     SandboxRefund,
     SandboxSession,
     SandboxSessionStatus,
+    SandboxWebhook,
 )
 from payments.providers.base import PayoutState, ProviderPayout, ProviderStatus, SessionRequest, SessionStatus
 from payments.sandbox.webhooks import event_data, sandbox_webhook_record
@@ -213,13 +215,17 @@ def _charge_sql(names: tuple[str, ...], vendor: str) -> tuple[str, tuple[Any, ..
     return sql, changed, returned
 
 
-def _charge_open(*, token: str, card: TestCard, now: datetime) -> SandboxSession | None:
+def _charge_open(
+    *, token: str, card: TestCard, now: datetime, first: Sequence[tuple[str, list[Any]]] = ()
+) -> SandboxSession | None:
     """Charge `card` on the token's session if it is open and unexpired, in
     one statement that locks and changes the row and returns it; None (and
     nothing changed) otherwise. A concurrent charge of the same session waits
     on the row and then finds it as that one left it (READ COMMITTED
     re-checks the condition on the new row): a double submit of a paying card
-    charges once, and attempts count every charge, declined ones too."""
+    charges once, and attempts count every charge, declined ones too.
+    `first`: statements sent before it in the same round trip (the one that
+    makes the transaction's commit lazy)."""
     changes = _charge_changes(card, now=now)
     connection = transaction.get_connection()
     sql, changed, returned = _charge_sql(tuple(changes), connection.vendor)
@@ -227,27 +233,30 @@ def _charge_open(*, token: str, card: TestCard, now: datetime) -> SandboxSession
     params: list[Any] = [field.get_db_prep_save(values[field.name], connection) for field in changed]
     expires_at = SandboxSession._meta.get_field("expires_at")
     params += [token, SandboxSessionStatus.OPEN, expires_at.get_db_prep_value(now, connection)]
-    _, found = rows.execute(sql, params)
+    *_, (_, found) = rows.execute_together(*first, (sql, params))
     if not found:
         return None
     row = found[0]
     return cast(SandboxSession, returned.build(row, connection))
 
 
-def _record_charge_webhooks(session: SandboxSession, card: TestCard) -> None:
+def _record_charge_webhooks(session: SandboxSession, card: TestCard) -> list[SandboxWebhook]:
     if card.outcome == ChargeOutcome.SUCCEEDED:
-        sandbox_webhook_record(session=session, event_type="payment.succeeded", data=event_data(session))
-    elif card.outcome == ChargeOutcome.DECLINED:
-        sandbox_webhook_record(
-            session=session, event_type="payment.failed", data=event_data(session, failure_code=card.failure_code)
-        )
-    else:
-        sandbox_webhook_record(session=session, event_type="payment.pending", data=event_data(session))
+        return [sandbox_webhook_record(session=session, event_type="payment.succeeded", data=event_data(session))]
+    if card.outcome == ChargeOutcome.DECLINED:
+        return [
+            sandbox_webhook_record(
+                session=session, event_type="payment.failed", data=event_data(session, failure_code=card.failure_code)
+            )
+        ]
+    return [
+        sandbox_webhook_record(session=session, event_type="payment.pending", data=event_data(session)),
         # The confirmation is a webhook row due later: delivered by the
         # sweeper (or the management command), never by a long ETA.
         sandbox_webhook_record(
             session=session, event_type="payment.succeeded", data=event_data(session), due_at=session.settles_at
-        )
+        ),
+    ]
 
 
 def sandbox_charge(*, token: str, card_number: str, now: datetime | None = None) -> ChargeResult:
@@ -255,32 +264,48 @@ def sandbox_charge(*, token: str, card_number: str, now: datetime | None = None)
     session is charged by one conditional UPDATE (_charge_open), which locks
     the row, so a double submit charges once; the resulting webhooks are
     recorded with it. Anything else reads the session under its lock to tell
-    the buyer why nothing was charged (and expires it if its time is up)."""
+    the buyer why nothing was charged (and expires it if its time is up).
+
+    A charge's commit does not wait for the disk (the sandbox stands in for
+    a provider's own servers, whose writes cost our database nothing): its
+    webhook, delivered right after, reaches our endpoint, whose synchronous
+    commit makes the charge durable with it (the WAL is one sequence). Only
+    when no delivery reached our endpoint is the charge flushed on its own
+    before the buyer is told it was made; if that fails, so does the
+    request, and the buyer pays again (a double submit charges once)."""
     now = now or timezone.now()
     card = TEST_CARDS.get(normalize_card_number(card_number))
     with transaction.atomic():
-        if card is not None:
-            charged = _charge_open(token=token, card=card, now=now)
-            if charged is not None:
-                _record_charge_webhooks(charged, card)
-                return ChargeResult(card.outcome, charged, card.message, card.failure_code)
-        session = sandbox_session_by_token(token=token, lock=True)
-        status = effective_status(session, now=now)
-        if status == SandboxSessionStatus.SUCCEEDED:
-            return ChargeResult(ChargeOutcome.ALREADY_PAID, session, "This payment has already been made.")
-        if status == SandboxSessionStatus.PENDING:
-            return ChargeResult(ChargeOutcome.ALREADY_PROCESSING, session, "This payment is being processed.")
-        if status == SandboxSessionStatus.EXPIRED:
-            if session.status == SandboxSessionStatus.OPEN:
-                _expire_locked(session)
-            return ChargeResult(ChargeOutcome.EXPIRED, session, "This payment page has expired.")
-        # Open and unexpired, so the card is no test card: _charge_open
-        # charged any test card on such a session (a session never reopens,
-        # and its expiry never moves).
-        assert card is None, "an open session refused a test card"
-        return ChargeResult(
-            ChargeOutcome.INVALID_CARD, session, "Use one of the sandbox test card numbers listed below."
-        )
+        lazy = rows.lazy_commit_statements()
+        charged = _charge_open(token=token, card=card, now=now, first=lazy) if card is not None else None
+        if charged is None:
+            # Nothing was charged; what this may write (a lapsed session
+            # marked expired) follows from the clock again if it is lost.
+            return _not_charged(token=token, card=card, now=now)
+        assert card is not None
+        webhooks = _record_charge_webhooks(charged, card)
+    if lazy and not all(webhook.delivered_inline for webhook in webhooks):
+        rows.flush_commits()
+    return ChargeResult(card.outcome, charged, card.message, card.failure_code)
+
+
+def _not_charged(*, token: str, card: TestCard | None, now: datetime) -> ChargeResult:
+    """Why a charge changed nothing, read under the session's lock."""
+    session = sandbox_session_by_token(token=token, lock=True)
+    status = effective_status(session, now=now)
+    if status == SandboxSessionStatus.SUCCEEDED:
+        return ChargeResult(ChargeOutcome.ALREADY_PAID, session, "This payment has already been made.")
+    if status == SandboxSessionStatus.PENDING:
+        return ChargeResult(ChargeOutcome.ALREADY_PROCESSING, session, "This payment is being processed.")
+    if status == SandboxSessionStatus.EXPIRED:
+        if session.status == SandboxSessionStatus.OPEN:
+            _expire_locked(session)
+        return ChargeResult(ChargeOutcome.EXPIRED, session, "This payment page has expired.")
+    # Open and unexpired, so the card is no test card: _charge_open
+    # charged any test card on such a session (a session never reopens,
+    # and its expiry never moves).
+    assert card is None, "an open session refused a test card"
+    return ChargeResult(ChargeOutcome.INVALID_CARD, session, "Use one of the sandbox test card numbers listed below.")
 
 
 def _status_of(session: SandboxSession, *, now: datetime) -> SessionStatus:

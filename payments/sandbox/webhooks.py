@@ -149,7 +149,8 @@ def _queue_delivery_on_commit(webhook: SandboxWebhook) -> None:
     it back nor claim it."""
 
     def deliver() -> None:
-        sandbox_webhook_deliver(webhook_id=webhook.pk, recorded=webhook)
+        result = sandbox_webhook_deliver(webhook_id=webhook.pk, recorded=webhook)
+        webhook.delivered_inline = result is not None and result.delivered
 
     transaction.on_commit(deliver, robust=True)
 
@@ -209,24 +210,37 @@ _DELIVERY_FIELDS = ("last_status_code", "last_error", "next_attempt_at", "delive
 
 
 @cache
-def _delivery_sql(vendor: str) -> str:
+def _delivery_sql(vendor: str, lazily: bool) -> str:
     quote = transaction.get_connection().ops.quote_name
     meta = SandboxWebhook._meta
     columns = [quote(meta.get_field(name).column) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
     assignments = ", ".join(f"{column} = %s" for column in columns)
     attempts = quote("attempts")
+    # A statement run on its own is its own transaction: set_config(..., true)
+    # in it makes that transaction's commit lazy, in the same round trip.
+    lazy = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit" if lazily else ""
     # Identifiers come from the model's meta; every value is a parameter.
-    return f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1, {assignments} WHERE {quote('id')} = %s"  # noqa: S608
+    return (
+        f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1, {assignments}{lazy} "  # noqa: S608
+        f"WHERE {quote(meta.db_table)}.{quote('id')} = %s"
+    )
 
 
 def _delivery_write(*, webhook_id: int, **values: Any) -> None:
     """Record one delivery attempt. The attempt is counted in the database: a
     row handed over by its recorder may have been tried by the sweeper in
-    between."""
+    between.
+
+    On its own (outside a caller's transaction) on PostgreSQL its commit
+    does not wait for the disk: a record lost in a database crash only makes
+    the sweeper deliver the webhook again, which our endpoint takes as the
+    repeat it is. The delivery itself is never lazy: our endpoint commits
+    what it received synchronously."""
     connection = transaction.get_connection()
     meta = SandboxWebhook._meta
     params: list[Any] = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
-    rows.execute(_delivery_sql(connection.vendor), [*params, webhook_id])
+    lazily = connection.vendor == "postgresql" and not connection.in_atomic_block
+    rows.execute(_delivery_sql(connection.vendor, lazily), [*params, webhook_id])
 
 
 def sandbox_webhook_deliver(
