@@ -22,10 +22,10 @@ from psycopg import pq
 
 class DatabaseWrapper(base.DatabaseWrapper):
     def close_if_health_check_failed(self) -> None:
-        if self.connection is not None and self.health_check_enabled and not self.health_check_done:
-            if self._idle_and_quiet():
-                self.health_check_done = True
-                return
+        checking = self.connection is not None and self.health_check_enabled and not self.health_check_done
+        if checking and self._idle_and_quiet():
+            self.health_check_done = True
+            return
         super().close_if_health_check_failed()
 
     def _idle_and_quiet(self) -> bool:
