@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -67,9 +67,28 @@ class PricedCart:
         return int(self.fees["total_cents"])
 
     def as_json(self) -> dict[str, Any]:
-        data = asdict(replace(self, rows=None))
-        del data["rows"]
-        return data
+        """What `dataclasses.asdict` gives without `rows`, built by hand: asdict
+        deep-copies every value (~50 calls per checkout start), and these are
+        numbers and strings but for the lists and the fee snapshot's lines."""
+        fees = {**self.fees, "lines": [dict(line) for line in self.fees.get("lines", [])]}
+        if "lines" not in self.fees:
+            del fees["lines"]
+        return {
+            "event_id": self.event_id,
+            "organization_id": self.organization_id,
+            "currency": self.currency,
+            "lines": [
+                {
+                    "ticket_type_id": line.ticket_type_id,
+                    "quantity": line.quantity,
+                    "unit_price_cents": line.unit_price_cents,
+                    "seat_ids": list(line.seat_ids),
+                }
+                for line in self.lines
+            ],
+            "donation_cents": self.donation_cents,
+            "fees": fees,
+        }
 
 
 def _int(value: Any, *, name: str) -> int:

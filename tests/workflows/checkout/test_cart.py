@@ -3,13 +3,16 @@ types (the event is read with them, or alone when it has none)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, replace
+
 import pytest
 from django.utils import timezone
 
 from tests.factories import EventFactory, TicketTypeFactory
 from ticketing.exceptions import NotFound, NotOnSale, TicketTypeNotFound
 from ticketing.models.event import EventStatus
-from workflows.checkout.cart import cart_price
+from workflows.checkout.cart import PricedLine, cart_price
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +47,27 @@ def test_a_priced_cart_keeps_its_rows_out_of_its_json(ga):
     assert cart.as_json()["lines"] == [
         {"ticket_type_id": ga.pk, "quantity": 2, "unit_price_cents": 2500, "seat_ids": []}
     ]
+
+
+def test_a_priced_carts_json_is_what_asdict_gives_without_its_rows(ga):
+    other = TicketTypeFactory(event=ga.event, price_cents=4000)
+    cart = cart_price(
+        event_id=ga.event_id,
+        tickets=[{"ticket_type": ga.pk, "quantity": 2}, {"ticket_type": other.pk, "quantity": 1}],
+        donation_cents=300,
+        now=timezone.now(),
+    )
+    cart = replace(
+        cart, lines=[*cart.lines, PricedLine(ticket_type_id=other.pk, quantity=1, unit_price_cents=0, seat_ids=[7, 3])]
+    )
+    expected = asdict(replace(cart, rows=None))
+    del expected["rows"]
+
+    data = cart.as_json()
+
+    assert data == expected
+    assert json.loads(json.dumps(data)) == data
+    # A copy: changing it changes nothing of the cart's.
+    data["fees"]["lines"][0]["quantity"] = 99
+    data["lines"][-1]["seat_ids"].append(1)
+    assert cart.fees["lines"][0]["quantity"] != 99 and cart.lines[-1].seat_ids == [7, 3]
