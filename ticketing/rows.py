@@ -563,11 +563,6 @@ def _send(connection: Any, pending: list[tuple[str, list[Any]]], then: Callable[
     (and prepared as any other). SQLite runs them one by one."""
     statements = pending[:]
     pending.clear()
-    if connection.vendor != "postgresql":
-        with connection.cursor() as db:
-            for sql, params in statements:
-                db.execute(sql, params)
-        return then() if then is not None else None
     with connection.cursor() as db, _one_round_trip(connection, always=True):
         for sql, params in statements:
             db.execute(sql, params)
