@@ -611,6 +611,18 @@ def lazy_commit_statements() -> list[tuple[str, list[Any]]]:
     return [("SET LOCAL synchronous_commit TO OFF", [])]
 
 
+def lazy_commit_from() -> str:
+    """For a statement run on its own (autocommit: it is its own
+    transaction), a FROM clause that makes that transaction's commit lazy in
+    the same round trip: `set_config(..., true)` lasts until the statement's
+    implicit commit. Empty inside a caller's transaction, which would all
+    become lazy, and on SQLite. The same rule as `lazy_commit_statements`."""
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return ""
+    return " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit"
+
+
 def flush_commits() -> None:
     """Return once every transaction committed so far is on disk: a
     transaction with an id of its own, committed synchronously, waits for

@@ -210,18 +210,15 @@ _DELIVERY_FIELDS = ("last_status_code", "last_error", "next_attempt_at", "delive
 
 
 @cache
-def _delivery_sql(vendor: str, lazily: bool) -> str:
+def _delivery_sql(vendor: str, lazy_from: str) -> str:
     quote = transaction.get_connection().ops.quote_name
     meta = SandboxWebhook._meta
     columns = [quote(meta.get_field(name).column) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
     assignments = ", ".join(f"{column} = %s" for column in columns)
     attempts = quote("attempts")
-    # A statement run on its own is its own transaction: set_config(..., true)
-    # in it makes that transaction's commit lazy, in the same round trip.
-    lazy = " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit" if lazily else ""
     # Identifiers come from the model's meta; every value is a parameter.
     return (
-        f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1, {assignments}{lazy} "  # noqa: S608
+        f"UPDATE {quote(meta.db_table)} SET {attempts} = {attempts} + 1, {assignments}{lazy_from} "  # noqa: S608
         f"WHERE {quote(meta.db_table)}.{quote('id')} = %s"
     )
 
@@ -239,8 +236,7 @@ def _delivery_write(*, webhook_id: int, **values: Any) -> None:
     connection = transaction.get_connection()
     meta = SandboxWebhook._meta
     params: list[Any] = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in _DELIVERY_FIELDS]  # type: ignore[union-attr]
-    lazily = connection.vendor == "postgresql" and not connection.in_atomic_block
-    rows.execute(_delivery_sql(connection.vendor, lazily), [*params, webhook_id])
+    rows.execute(_delivery_sql(connection.vendor, rows.lazy_commit_from()), [*params, webhook_id])
 
 
 def sandbox_webhook_deliver(

@@ -53,13 +53,13 @@ def test_a_lazy_commit_is_this_transactions_alone() -> None:
 
 
 def test_the_delivery_record_is_lazy_in_its_own_statement_and_leaks_nothing() -> None:
-    sql = sandbox_webhooks._delivery_sql(connection.vendor, True)
-    assert "set_config('synchronous_commit', 'off', true)" in sql
+    lazy_from = rows.lazy_commit_from()
+    assert "set_config('synchronous_commit', 'off', true)" in lazy_from
+    assert lazy_from in sandbox_webhooks._delivery_sql(connection.vendor, lazy_from)
+    with transaction.atomic():
+        assert rows.lazy_commit_from() == "", "never inside a caller's transaction"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT current_setting('synchronous_commit')"
-            " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy_commit"
-        )
+        cursor.execute(f"SELECT current_setting('synchronous_commit'){lazy_from}")
         assert cursor.fetchone()[0] == "off"
 
     assert _setting() == "on"
