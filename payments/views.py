@@ -10,7 +10,8 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -70,32 +71,32 @@ def _session_or_404(token: str) -> SandboxSession:
         raise Http404("No such sandbox payment page.") from exc
 
 
-@functools.cache
-def _blank_card_fields() -> SafeString:
-    return render_to_string(CARD_FIELDS_TEMPLATE, {"form": SandboxCardForm(), "outcome": ""})
+_FRAGMENTS: dict[str, SafeString] = {}
 
 
-@functools.cache
-def _rendered_test_cards() -> SafeString:
-    return render_to_string(TEST_CARDS_TEMPLATE, {"test_cards": TEST_CARD_ROWS})
+def _fragment(template: str, context: Callable[[], dict[str, Any]]) -> SafeString:
+    """A part of the pay page whose HTML never changes: rendered once per
+    process, afresh in development (template edits)."""
+    if settings.DEBUG:
+        return render_to_string(template, context())
+    html = _FRAGMENTS.get(template)
+    if html is None:
+        html = _FRAGMENTS[template] = render_to_string(template, context())
+    return html
 
 
 def _test_cards() -> SafeString:
-    """The list of test cards never changes: rendered once per process
-    (a tenth of the pay page's CPU), afresh in development."""
-    if settings.DEBUG:
-        return render_to_string(TEST_CARDS_TEMPLATE, {"test_cards": TEST_CARD_ROWS})
-    return _rendered_test_cards()
+    """The list of test cards (a tenth of the pay page's CPU)."""
+    return _fragment(TEST_CARDS_TEMPLATE, lambda: {"test_cards": TEST_CARD_ROWS})
 
 
 def _card_fields(form: SandboxCardForm, outcome: str) -> SafeString:
-    """The card form's fields. A fresh form renders the same HTML every time,
-    so that is rendered once per process: three widget templates per field
-    were half the pay page's rendering time. Rendered afresh when the form
-    holds the buyer's input or errors, and in development (template edits)."""
-    if form.is_bound or settings.DEBUG:
+    """The card form's fields. A fresh form renders the same HTML every time
+    (three widget templates per field were half the pay page's rendering
+    time); a form holding the buyer's input or errors is rendered afresh."""
+    if form.is_bound:
         return render_to_string(CARD_FIELDS_TEMPLATE, {"form": form, "outcome": outcome})
-    return _blank_card_fields()
+    return _fragment(CARD_FIELDS_TEMPLATE, lambda: {"form": SandboxCardForm(), "outcome": ""})
 
 
 @require_http_methods(["GET", "POST"])
